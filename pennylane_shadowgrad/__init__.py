@@ -1,0 +1,19 @@
+"""Gradients of PennyLane QNodes that reuse quantum information: classical-shadow and
+multi-copy protocols (Abbas et al., NeurIPS 2023).
+
+Importing the package registers ``diff_method="shadow"`` with PennyLane.
+"""
+
+from .registration import check_pennylane_version as _check_pennylane_version
+
+_check_pennylane_version()
+
+from . import registration  # noqa: E402
+from .resources import GradientRecord, record  # noqa: E402
+from .shadow_gradient import shadow_grad  # noqa: E402
+
+registration.register("shadow", shadow_grad)
+
+__version__ = "0.1.0"
+
+__all__ = ["GradientRecord", "record", "shadow_grad", "registration", "__version__"]

@@ -49,7 +49,20 @@ def _product_action(digits: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np
     return perm, anti, sign
 
 
-def _gather(h: np.ndarray, axes: tuple[int, ...], perm: np.ndarray) -> np.ndarray:
+#: Gates on more qubits than this use a gather over the flattened local index instead of
+#: per-word slicing (4^k slices).
+_SLICE_MAX_WIRES = 3
+
+
+def _view(h: np.ndarray, wires: tuple[int, ...], local: int) -> tuple:
+    """Basic index selecting local word ``local`` (flat over ``wires``) in a batched array."""
+    idx = [slice(None)] * h.ndim
+    for w, d in zip(wires, np.unravel_index(local, (4,) * len(wires))):
+        idx[1 + w] = int(d)
+    return tuple(idx)
+
+
+def _gather(h: np.ndarray, axes: tuple[int, ...], perm: np.ndarray):
     """``h`` with its local index on ``axes`` permuted by ``perm`` (a copy, local axes last)."""
     k = len(axes)
     moved = np.moveaxis(h, axes, tuple(range(h.ndim - k, h.ndim)))
@@ -58,15 +71,21 @@ def _gather(h: np.ndarray, axes: tuple[int, ...], perm: np.ndarray) -> np.ndarra
 
 
 def _apply_rotation(h: np.ndarray, gate: PauliRotation) -> np.ndarray:
-    """Heisenberg step ``H <- R^dag H R`` for ``R = exp(-i phi P / 2)``."""
+    """Heisenberg step ``H <- R^dag H R`` for ``R = exp(-i phi P / 2)`` (in place when small)."""
     perm, anti, sign = _product_action(gate.digits)
-    axes = tuple(1 + w for w in gate.wires)
-    k = len(axes)
-    partner, shape = _gather(h, axes, perm)
     cos, sin = np.cos(gate.angle), np.sin(gate.angle)
-    same = np.where(anti, cos, 1.0)
+    k = len(gate.wires)
+    if k <= _SLICE_MAX_WIRES:
+        old = {int(r): h[_view(h, gate.wires, int(r))].copy() for r in np.flatnonzero(anti)}
+        for r, value in old.items():
+            target = h[_view(h, gate.wires, r)]
+            target *= cos
+            target += (sin * sign[r]) * old[int(perm[r])]
+        return h
+    axes = tuple(1 + w for w in gate.wires)
+    partner, shape = _gather(h, axes, perm)
     moved = np.moveaxis(h, axes, tuple(range(h.ndim - k, h.ndim))).reshape(partner.shape)
-    out = moved * same + partner * (sin * sign)
+    out = moved * np.where(anti, cos, 1.0) + partner * (sin * sign)
     return np.moveaxis(out.reshape(shape), tuple(range(h.ndim - k, h.ndim)), axes)
 
 
@@ -100,15 +119,20 @@ def _apply_fixed(h: np.ndarray, gate: FixedGate) -> np.ndarray:
     """Heisenberg step ``H <- U^dag H U`` for a fixed gate, via its transfer matrix."""
     k = len(gate.wires)
     t = transfer_matrix(gate.matrix)
+    if k <= _SLICE_MAX_WIRES:
+        out = np.empty_like(h)
+        for r in range(4**k):
+            cols = np.flatnonzero(np.abs(t[r]) > 1e-12)
+            target = out[_view(h, gate.wires, r)]
+            if len(cols) == 0:
+                target[...] = 0.0
+                continue
+            np.multiply(h[_view(h, gate.wires, int(cols[0]))], t[r, cols[0]], out=target)
+            for q in cols[1:]:
+                target += t[r, q] * h[_view(h, gate.wires, int(q))]
+        return out
     axes = [1 + w for w in gate.wires]
-    nz = np.count_nonzero(np.abs(t) > 1e-12, axis=1)
-    if np.all(nz == 1):  # Clifford: a signed permutation
-        perm = np.argmax(np.abs(t), axis=1)
-        sign = t[np.arange(len(t)), perm]
-        partner, shape = _gather(h, tuple(axes), perm)
-        out = (partner * sign).reshape(shape)
-        return np.moveaxis(out, tuple(range(h.ndim - k, h.ndim)), tuple(axes))
-    out = np.tensordot(t.T.reshape((4,) * (2 * k)), h, axes=(list(range(k)), axes))
+    out = np.tensordot(t.reshape((4,) * (2 * k)), h, axes=(list(range(k, 2 * k)), axes))
     # tensordot puts the gate's output axes first
     return np.moveaxis(out, tuple(range(k)), tuple(axes))
 
@@ -121,12 +145,17 @@ def commutator_coefficients(obs: PauliSum, x: np.ndarray) -> np.ndarray:
         support = tuple(int(q) for q in np.flatnonzero(digits))
         if not support:
             continue
-        local = tuple(int(digits[q]) for q in support)
-        perm, _, sign = _product_action(local)
-        axes = tuple(1 + q for q in support)
-        partner, shape = _gather(x, axes, perm)
+        perm, anti, sign = _product_action(tuple(int(digits[q]) for q in support))
         # i[A, X] has coefficient on R: i Tr([R, A] X) = Re(2 i omega) x_{R A}, R A = omega S.
         # With sign[r] = Re(i phase(A, A r)) this coefficient is 2 sign[r] (phases are +-i).
+        if len(support) <= _SLICE_MAX_WIRES:
+            for r in np.flatnonzero(anti):
+                h[_view(h, support, int(r))] += (2.0 * coeff * sign[r]) * x[
+                    _view(x, support, int(perm[r]))
+                ]
+            continue
+        axes = tuple(1 + q for q in support)
+        partner, shape = _gather(x, axes, perm)
         term = (partner * (2.0 * coeff * sign)).reshape(shape)
         h += np.moveaxis(term, tuple(range(n + 1 - len(axes), n + 1)), axes)
     return h
@@ -147,6 +176,7 @@ def sweep(circuit: RotationCircuit, h: np.ndarray) -> np.ndarray:
     """
     n = circuit.num_qubits
     out = np.zeros((h.shape[0], circuit.num_params))
+    h = np.array(h, dtype=float, copy=True)  # the sweep works in place
     for gate in reversed(circuit.gates):
         if isinstance(gate, PauliRotation):
             if gate.param is not None:

@@ -1,0 +1,98 @@
+"""Per-gradient records: estimates, error bars, shots, circuits, engine and classical cost.
+
+``record()`` is the one piece of process state besides the diff-method registration: a stack
+of active recorders that gradient post-processing appends to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_ACTIVE: list[list] = []
+
+
+@dataclass
+class GradientRecord:
+    """What one gradient evaluation did and how precise it is.
+
+    Attributes:
+        method: ``"shadow"`` or ``"gentle-multicopy"``.
+        jacobian: list with one array per measurement, shape ``(M, *measurement_shape)``:
+            the estimate with respect to the trainable *tape* parameters (before the
+            classical Jacobian maps them to QNode arguments).
+        stderr: standard errors of ``jacobian`` (same shapes; delete-a-group jackknife over
+            the plan's independent groups), or ``None`` where not available.
+        snapshots: measurement shots spent on this gradient.
+        circuits: distinct circuits (local bases) run for this gradient.
+        plan: a short description of the measurement plan.
+        engine: the classical engine that evaluated the estimator.
+        num_qubits, num_params: circuit size ``n`` and ``M``.
+        postprocessing_seconds: classical time spent after the device returned.
+        notes: anything a reader of the numbers must know.
+    """
+
+    method: str
+    jacobian: list
+    stderr: list | None
+    snapshots: int
+    circuits: int
+    plan: str
+    engine: str
+    num_qubits: int
+    num_params: int
+    postprocessing_seconds: float
+    groups: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def confidence_interval(self, level: float = 0.95) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Student-t intervals ``(low, high)`` per measurement from the jackknife errors."""
+        from scipy.stats import t as student_t
+
+        if self.stderr is None:
+            raise ValueError("This record has no standard errors.")
+        q = student_t.ppf(0.5 + level / 2, df=max(self.groups - 1, 1))
+        return [(j - q * s, j + q * s) for j, s in zip(self.jacobian, self.stderr)]
+
+
+def is_recording() -> bool:
+    """Whether a :func:`record` context is active (then error bars are computed)."""
+    return bool(_ACTIVE)
+
+
+def _publish(entry: GradientRecord) -> None:
+    for sink in _ACTIVE:
+        sink.append(entry)
+
+
+@contextlib.contextmanager
+def record() -> Iterator[list[GradientRecord]]:
+    """Collect a :class:`GradientRecord` for every gradient computed inside the block.
+
+    Inside the block, the shadow methods also compute per-component standard errors (one
+    batched sweep per replicate group), which they skip otherwise.
+
+    **Example**
+
+    >>> import pennylane as qml
+    >>> import pennylane_shadowgrad as sg
+    >>> dev = qml.device("default.qubit", seed=7)
+    >>> @qml.qnode(dev, diff_method="shadow", shots=2000)
+    ... def f(x):
+    ...     qml.RX(x, 0)
+    ...     return qml.expval(qml.Z(0))
+    >>> x = qml.numpy.array(0.4, requires_grad=True)
+    >>> with sg.record() as rec:
+    ...     g = qml.grad(f)(x)
+    >>> rec[0].snapshots, rec[0].circuits
+    (2000, 3)
+    """
+    sink: list[GradientRecord] = []
+    _ACTIVE.append(sink)
+    try:
+        yield sink
+    finally:
+        _ACTIVE.remove(sink)

@@ -1,0 +1,355 @@
+"""The ``shadow_grad`` gradient transform: every derivative from one set of shadow snapshots."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+
+import numpy as np
+import pennylane as qml
+from pennylane import math
+from pennylane.gradients.gradient_transform import (
+    _no_trainable_grad,
+    choose_trainable_param_indices,
+    contract_qjac_with_cjac,
+)
+from pennylane.measurements import ExpectationMP, ProbabilityMP, VarianceMP
+from pennylane.tape import QuantumScript, QuantumScriptBatch
+from pennylane.typing import PostprocessingFn
+
+from .circuit import (
+    PauliSum,
+    UnsupportedCircuitError,
+    decompose_to_rotations,
+    pauli_sum,
+    rotation_form,
+)
+from .estimators.dense import expectation, gradient_functional, sweep_memory_bytes
+from .estimators.shadow import ShadowSums
+from .resources import GradientRecord, _publish, is_recording
+from .snapshots import DEFAULT_GROUPS, decode, make_plan, snapshot_tapes
+
+#: Default largest register for the dense engine (its arrays hold 4**n coefficients).
+DEFAULT_MAX_QUBITS = 12
+
+_OPTIONS = {"argnum", "snapshots", "bases", "groups", "seed", "max_qubits"}
+
+def _validate_options(kwargs: dict) -> None:
+    unknown = set(kwargs) - _OPTIONS
+    if unknown:
+        raise TypeError(
+            f"Unknown option(s) {sorted(unknown)} for diff_method='shadow'. "
+            f"Valid gradient_kwargs are {sorted(_OPTIONS)}."
+        )
+
+
+def _validate_tape(tape: QuantumScript, snapshots, max_qubits: int) -> None:
+    """Refuse, before any device time, what the estimator cannot do."""
+    if any(isinstance(m, qml.measurements.SampleMP) for m in tape.measurements):
+        # Only our own snapshot tapes reach here with samples when PennyLane differentiates
+        # the gradient itself (max_diff=2).
+        raise NotImplementedError(
+            "diff_method='shadow' does not support second derivatives (max_diff=2, Hessians) "
+            "and cannot differentiate qml.sample. Use diff_method='parameter-shift' for "
+            "Hessians."
+        )
+    if tape.shots.total_shots is None and snapshots is None:
+        raise ValueError(
+            "diff_method='shadow' estimates gradients from measurement samples and needs a "
+            "finite snapshot budget, but the QNode has shots=None. Set shots (e.g. "
+            "qml.set_shots(qnode, 1000) or QNode(..., shots=1000)), pass "
+            "gradient_kwargs={'snapshots': T}, or use diff_method='backprop'/'adjoint' for "
+            "exact gradients on a simulator."
+        )
+    for op in tape.operations:
+        if isinstance(op, qml.measurements.MidMeasureMP) or op.name == "MidMeasure":
+            raise UnsupportedCircuitError(
+                "diff_method='shadow' does not support mid-circuit measurements yet; use "
+                "diff_method='parameter-shift'."
+            )
+        if isinstance(op, qml.operation.Channel):
+            raise UnsupportedCircuitError(
+                f"diff_method='shadow' does not support noise channels ({op.name}) yet: its "
+                "classical sweep assumes ideal gates. Use diff_method='parameter-shift'."
+            )
+    for m in tape.measurements:
+        if not isinstance(m, ExpectationMP | ProbabilityMP | VarianceMP):
+            raise UnsupportedCircuitError(
+                f"diff_method='shadow' differentiates expval, var and probs; got "
+                f"{type(m).__name__}. States, density matrices, entropies, samples and counts "
+                "have no shadow gradient."
+            )
+        if m.mv is not None:
+            raise UnsupportedCircuitError(
+                "diff_method='shadow' does not support measurements of mid-circuit results."
+            )
+        if isinstance(m, ProbabilityMP) and m.obs is not None:
+            raise UnsupportedCircuitError(
+                "diff_method='shadow' supports qml.probs(wires=...) but not qml.probs(op=...)."
+            )
+        if isinstance(m, ExpectationMP | VarianceMP) and m.obs is None:
+            raise UnsupportedCircuitError(f"{type(m).__name__} without an observable.")
+    n = len(tape.wires)
+    if n > max_qubits:
+        gib = sweep_memory_bytes(n, 1) / 2**30
+        raise ValueError(
+            f"The circuit acts on {n} qubits; the dense shadow engine holds 4**{n} Pauli "
+            f"coefficients per array (about {gib:.1f} GiB at its peak for one observable, "
+            f"more with error bars) and is limited to max_qubits={max_qubits}. Raise "
+            "gradient_kwargs['max_qubits'] if the machine has the memory."
+        )
+    for p in tape.get_parameters(trainable_only=False):
+        if not np.all(np.isfinite(np.asarray(math.unwrap(p), dtype=complex))):
+            raise ValueError(f"Non-finite gate or observable parameter: {p}.")
+
+
+def _expand_transform_shadow(
+    tape: QuantumScript, argnum=None, **kwargs
+) -> tuple[QuantumScriptBatch, PostprocessingFn]:
+    """Validate, then decompose to Pauli rotations and fixed gates, before the shadow gradient."""
+    _validate_options({"argnum": argnum, **kwargs})
+    _validate_tape(
+        tape, kwargs.get("snapshots"), kwargs.get("max_qubits", DEFAULT_MAX_QUBITS)
+    )
+    new_tape = decompose_to_rotations(tape)
+    if new_tape is not tape:
+        params = new_tape.get_parameters(trainable_only=False)
+        new_tape.trainable_params = math.get_trainable_indices(params)
+
+    def null_postprocessing(results):
+        return results[0]
+
+    return [new_tape], null_postprocessing
+
+
+def _observable_terms(tape: QuantumScript) -> dict[int, tuple[int, object]]:
+    """Trainable parameters that are observable coefficients: ``param -> (measurement, term)``."""
+    num_ops = len(tape.operations)
+    out = {}
+    for k, t_idx in enumerate(tape.trainable_params):
+        info = tape.par_info[t_idx]
+        if info["op_idx"] < num_ops:
+            continue
+        m_idx = info["op_idx"] - num_ops
+        m = tape.measurements[m_idx]
+        obs = m.obs
+        if not isinstance(m, ExpectationMP) or not isinstance(
+            obs, qml.ops.LinearCombination | qml.ops.Sum | qml.ops.SProd
+        ):
+            raise UnsupportedCircuitError(
+                "diff_method='shadow' differentiates observable coefficients only of "
+                f"expectation values of linear combinations; got a trainable {obs}."
+            )
+        coeffs, ops = obs.terms()
+        if any(op.num_params for op in ops) or info["p_idx"] >= len(coeffs):
+            raise UnsupportedCircuitError(
+                f"Trainable parameters inside the terms of {obs} cannot be differentiated."
+            )
+        out[k] = (m_idx, ops[info["p_idx"]])
+    return out
+
+
+def _probability_projectors(wires, wire_order) -> list[PauliSum]:
+    """``|s><s|`` on ``wires`` for every outcome ``s`` (``wires[0]`` most significant)."""
+    k = len(wires)
+    out = []
+    for s in range(2**k):
+        obs = qml.prod(
+            *[
+                qml.Projector([int(b)], wires=w)
+                for w, b in zip(wires, np.binary_repr(s, width=k))
+            ]
+        )
+        out.append(pauli_sum(obs, wire_order))
+    return out
+
+
+def _square(ps: PauliSum, wire_order) -> PauliSum:
+    """Pauli expansion of ``O**2``."""
+    sentence = qml.pauli.PauliSentence()
+    for digits, coeff in zip(ps.digits, ps.coeffs):
+        word = qml.pauli.PauliWord(
+            {wire_order[q]: "IXYZ"[d] for q, d in enumerate(digits) if d}
+        )
+        sentence += qml.pauli.PauliSentence({word: coeff})
+    return pauli_sum((sentence @ sentence).operation(), wire_order)
+
+
+def _jackknife_se(loo: np.ndarray) -> np.ndarray:
+    """Delete-a-group jackknife standard error from the ``K`` leave-one-out estimates."""
+    k = loo.shape[0]
+    return np.sqrt((k - 1) / k * np.sum((loo - loo.mean(0)) ** 2, axis=0))
+
+
+def _jackknife_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bias-corrected ``E[A] E[B]`` from pooled (index 0) and ``K`` leave-one-out rows.
+
+    For estimators linear in the groups this is exactly the U-statistic over pairs of
+    distinct groups, hence unbiased (DESIGN.md §3).
+    """
+    k = a.shape[0] - 1
+    prod = a * b
+    return k * prod[0] - (k - 1) * prod[1:].mean(0)
+
+
+def _estimate_one(tape, circuit, plan, outcomes, terms, want_errors):
+    """Jacobian (and jackknife errors) of every measurement for one shot budget."""
+    sums = ShadowSums(plan, outcomes)
+    need_loo = want_errors or any(isinstance(m, VarianceMP) for m in tape.measurements)
+    x = sums.pooled()[None]
+    if need_loo:
+        x = np.concatenate([x, sums.leave_one_out()])
+    wire_order = circuit.wire_order
+    jacs, errs = [], []
+    for m_idx, m in enumerate(tape.measurements):
+        if isinstance(m, ProbabilityMP):
+            rows = [
+                gradient_functional(circuit, proj, x)
+                for proj in _probability_projectors(m.wires, wire_order)
+            ]
+            rows = np.stack(rows, axis=-1)  # (batch, M, 2^k)
+        elif isinstance(m, ExpectationMP):
+            rows = gradient_functional(circuit, pauli_sum(m.obs, wire_order), x)
+            for k, (mi, term) in terms.items():
+                if mi == m_idx:
+                    rows[:, k] = expectation(pauli_sum(term, wire_order), x)
+        else:  # variance: d<O^2> - 2 <O> d<O>, the product bias-corrected
+            ps = pauli_sum(m.obs, wire_order)
+            d_sq = gradient_functional(circuit, _square(ps, wire_order), x)
+            d_o = gradient_functional(circuit, ps, x)
+            mean = expectation(ps, x)[:, None]
+            full = d_sq[0] - 2 * _jackknife_product(mean, d_o)
+            loo = d_sq[1:] - 2 * mean[1:] * d_o[1:]
+            rows = np.concatenate([full[None], loo])
+        jacs.append(rows[0])
+        errs.append(_jackknife_se(rows[1:]) if want_errors else None)
+    return jacs, errs
+
+
+def _format(jacs: list[np.ndarray], num_params: int):
+    """PennyLane's shapes: measurements outer, parameters inner, scalars squeezed."""
+    per_meas = []
+    for jac in jacs:
+        if num_params == 1:
+            per_meas.append(jac[0])
+        else:
+            per_meas.append(tuple(jac[i] for i in range(num_params)))
+    return per_meas[0] if len(per_meas) == 1 else tuple(per_meas)
+
+
+@partial(
+    qml.transform,
+    expand_transform=_expand_transform_shadow,
+    classical_cotransform=contract_qjac_with_cjac,
+    final_transform=True,
+)
+def shadow_grad(
+    tape: QuantumScript,
+    argnum: int | list[int] | None = None,
+    snapshots: int | None = None,
+    bases: str | int = "auto",
+    groups: int = DEFAULT_GROUPS,
+    seed: int | np.random.Generator | None = None,
+    max_qubits: int = DEFAULT_MAX_QUBITS,
+) -> tuple[QuantumScriptBatch, PostprocessingFn]:
+    r"""Estimate every derivative of a circuit from one set of classical-shadow snapshots.
+
+    The circuit is decomposed into fixed gates and Pauli rotations :math:`e^{-i\phi_j P_j/2}`.
+    With :math:`Q_j` the generator :math:`P_j` carried to the end of the circuit, each
+    derivative is an expectation value on the *same* output state,
+    :math:`\partial_j f = \mathrm{Tr}(\rho\, G_j)`, :math:`G_j = \tfrac{i}{2}[Q_j, O]`.
+    The transform measures snapshots of :math:`\rho` in local Pauli bases and evaluates all
+    :math:`M` derivatives on the averaged shadow with one backward sweep
+    (:math:`O(M\,4^n)` classical time). The estimate is unbiased for noiseless circuits.
+
+    Args:
+        tape (QNode or QuantumTape): circuit to differentiate. Its measurements must be
+            ``expval``, ``var`` or ``probs``.
+        argnum (int or list[int] or None): trainable tape parameters to differentiate with
+            respect to; all by default. The snapshots are shared, so fewer parameters only
+            save classical time.
+        snapshots (int or None): snapshot budget :math:`T` of one gradient. Default: the
+            tape's shots (with a shot vector, one gradient per entry).
+        bases (str or int): measurement plan. ``"auto"`` (default) measures all
+            :math:`3^n` local bases with the shots split evenly when
+            :math:`3^n \le \min(T, 729)`, and otherwise :math:`\min(T, 729)` random bases
+            with the coverage-corrected ratio estimator; ``"all"``, ``"per-shot"`` or an
+            integer number of random bases force a plan.
+        groups (int): independent replicate groups for the jackknife error bars and the
+            unbiased variance gradient (default 20).
+        seed (int or numpy.random.Generator or None): fixes the random bases. An integer
+            draws the same bases at every call; pass a ``Generator`` for fresh bases per call.
+        max_qubits (int): the dense engine refuses larger registers (default 12).
+
+    Returns:
+        qnode (QNode) or tuple[List[QuantumTape], function]: the snapshot tapes and a
+        function that turns their samples into the Jacobian, shaped as
+        :func:`~pennylane.gradients.param_shift` shapes it.
+
+    Inside :func:`pennylane_shadowgrad.record`, every gradient also reports its standard
+    errors, snapshots, circuits and classical time.
+
+    **Example**
+
+    >>> import pennylane as qml
+    >>> from pennylane_shadowgrad import shadow_grad
+    >>> dev = qml.device("default.qubit", seed=42)
+    >>> @qml.qnode(dev, diff_method=shadow_grad, shots=20000)
+    ... def circuit(x):
+    ...     qml.RX(x[0], wires=0)
+    ...     qml.RY(x[1], wires=1)
+    ...     qml.CNOT(wires=[0, 1])
+    ...     return qml.expval(qml.Z(1))
+    >>> x = qml.numpy.array([0.3, 0.7], requires_grad=True)
+    >>> qml.grad(circuit)(x)  # exact: [-0.227, -0.621]
+    array([-0.23..., -0.62...])
+    """
+    if argnum is None and not tape.trainable_params:
+        return _no_trainable_grad(tape)
+    chosen = choose_trainable_param_indices(tape, argnum)
+    terms = _observable_terms(tape)
+    circuit = rotation_form(tape)
+    if tape.shots.total_shots is None:
+        budgets = [int(snapshots)]
+    elif snapshots is not None:
+        budgets = [int(snapshots)] * tape.shots.num_copies
+    else:
+        budgets = [int(s) for s in tape.shots]
+    rng = np.random.default_rng(seed)
+    plans = [make_plan(circuit.num_qubits, t, bases=bases, groups=groups, seed=rng) for t in budgets]
+    ops_only = QuantumScript(tape.operations, [])
+    batches = [snapshot_tapes(ops_only, plan, circuit.wire_order) for plan in plans]
+    all_tapes = [t for batch in batches for t in batch]
+    unchosen = [k for k in range(len(tape.trainable_params)) if k not in chosen]
+
+    def processing_fn(results):
+        start = time.perf_counter()
+        want_errors = is_recording()
+        out, offset = [], 0
+        for plan, batch in zip(plans, batches):
+            outcomes = decode(results[offset : offset + len(batch)], plan)
+            offset += len(batch)
+            jacs, errs = _estimate_one(tape, circuit, plan, outcomes, terms, want_errors)
+            for jac in jacs:
+                jac[unchosen] = 0.0
+            if want_errors:
+                _publish(
+                    GradientRecord(
+                        method="shadow",
+                        jacobian=jacs,
+                        stderr=errs,
+                        snapshots=plan.num_snapshots,
+                        circuits=plan.num_bases,
+                        plan=("all 3**n bases" if not plan.random else "random bases")
+                        + f", {plan.num_bases} bases, {plan.groups} groups",
+                        engine="dense",
+                        num_qubits=circuit.num_qubits,
+                        num_params=circuit.num_params,
+                        postprocessing_seconds=time.perf_counter() - start,
+                        groups=plan.groups,
+                    )
+                )
+            out.append(_format(jacs, len(tape.trainable_params)))
+        return tuple(out) if tape.shots.has_partitioned_shots else out[0]
+
+    return all_tapes, processing_fn
