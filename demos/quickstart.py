@@ -55,7 +55,10 @@ total_shots = 2 * num_params * shots_per_tape
 
 exact = qml.QNode(circuit, qml.device("default.qubit"), diff_method="backprop")
 shift = qml.QNode(
-    circuit, qml.device("default.qubit", seed=1), diff_method="parameter-shift", shots=shots_per_tape
+    circuit,
+    qml.device("default.qubit", seed=1),
+    diff_method="parameter-shift",
+    shots=shots_per_tape,
 )
 shadow = qml.QNode(
     circuit, qml.device("default.qubit", seed=2), diff_method="shadow", shots=total_shots

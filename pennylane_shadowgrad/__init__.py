@@ -16,4 +16,4 @@ registration.register("shadow", shadow_grad)
 
 __version__ = "0.1.0"
 
-__all__ = ["GradientRecord", "record", "shadow_grad", "registration", "__version__"]
+__all__ = ["GradientRecord", "__version__", "record", "registration", "shadow_grad"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pennylane as qml
@@ -139,7 +139,7 @@ def stopping_condition(op) -> bool:
         return True
     if is_pauli_rotation(op):
         return True
-    if _is_trainable(op) or op.num_params > 0 and not op.has_matrix:
+    if _is_trainable(op) or (op.num_params > 0 and not op.has_matrix):
         return False
     return op.has_matrix and len(op.wires) <= MAX_FIXED_GATE_WIRES
 
@@ -185,8 +185,8 @@ def rotation_form(tape: QuantumScript) -> RotationCircuit:
     for op_idx, op in enumerate(tape.operations):
         if isinstance(op, qml.ops.Identity | qml.GlobalPhase):
             continue
-        if isinstance(op, qml.measurements.MidMeasureMP) or not op.has_matrix and not (
-            is_pauli_rotation(op)
+        if isinstance(op, qml.measurements.MidMeasureMP) or (
+            not op.has_matrix and not is_pauli_rotation(op)
         ):
             raise UnsupportedCircuitError(f"Operation {op.name} is not a unitary gate.")
         if op.batch_size is not None:
@@ -268,7 +268,7 @@ def pauli_coefficients_of_matrix(mat: np.ndarray) -> np.ndarray:
 
     A per-qubit transform: O(k 4^k) after one transposition.
     """
-    k = int(round(np.log2(mat.shape[0])))
+    k = round(np.log2(mat.shape[0]))
     order = [ax for q in range(k) for ax in (q, k + q)]
     t = np.asarray(mat, dtype=complex).reshape((2,) * (2 * k)).transpose(order)
     t = t.reshape((4,) * k)
@@ -279,7 +279,7 @@ def pauli_coefficients_of_matrix(mat: np.ndarray) -> np.ndarray:
     return t
 
 
-@lru_cache(maxsize=None)
+@cache
 def pauli_product_table() -> tuple[np.ndarray, np.ndarray]:
     """``prod[p, q]`` and ``phase[p, q]`` with ``sigma_p sigma_q = phase * sigma_prod``."""
     prod = np.zeros((4, 4), dtype=np.int64)

@@ -77,7 +77,7 @@ def _apply_rotation(h: np.ndarray, gate: PauliRotation) -> np.ndarray:
     k = len(gate.wires)
     if k <= _SLICE_MAX_WIRES:
         old = {int(r): h[_view(h, gate.wires, int(r))].copy() for r in np.flatnonzero(anti)}
-        for r, value in old.items():
+        for r in old:
             target = h[_view(h, gate.wires, r)]
             target *= cos
             target += (sin * sign[r]) * old[int(perm[r])]
@@ -111,7 +111,7 @@ _PAULIS = (
 
 def transfer_matrix(matrix: np.ndarray) -> np.ndarray:
     """Heisenberg Pauli transfer matrix ``T[p, q] = Tr(u p u^dag q) / 2^k`` of a k-qubit gate."""
-    k = int(round(np.log2(matrix.shape[0])))
+    k = round(np.log2(matrix.shape[0]))
     return _transfer_matrix_cached(np.ascontiguousarray(matrix, dtype=complex).tobytes(), k)
 
 

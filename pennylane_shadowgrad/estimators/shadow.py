@@ -50,40 +50,38 @@ def pauli_weights(num_qubits: int) -> np.ndarray:
 
 
 class ShadowSums:
-    """Parity sums and covering-shot counts per Pauli word and replicate group.
+    """Per-basis parity sums of a snapshot plan, reduced on demand to Pauli estimates.
 
-    ``sums[k]`` and ``counts[k]`` are flat ``4**n`` arrays for group ``k``; ``num_bases[k]`` is
-    the number of bases the group holds (used for the coverage correction of random plans).
+    The parity sums of every covered word are kept per basis (and per replicate group for a
+    complete plan), ``O(B 2^n)`` memory; :meth:`pooled` and :meth:`leave_one_out` scatter them
+    into ``4**n`` Pauli coefficients.
     """
 
     def __init__(self, plan: SnapshotPlan, outcomes: list[np.ndarray]):
         n, groups = plan.num_qubits, plan.groups
         self.plan = plan
-        self.sums = np.zeros((groups, 4**n))
-        self.counts = np.zeros((groups, 4**n))
-        self.num_bases = np.zeros(groups, dtype=np.int64)
-        idx = _covered_indices(plan.bases)  # (B, 2^n)
+        self._idx = _covered_indices(plan.bases)  # (B, 2^n)
         if plan.shot_groups:  # complete plan: every group holds every basis
             hist = np.zeros((groups, plan.num_bases, 2**n))
             for b, samples in enumerate(outcomes):
                 np.add.at(hist, (np.arange(len(samples)) % groups, b, samples), 1.0)
-            rows = [np.arange(plan.num_bases)] * groups
         else:  # random plan: each basis belongs to one group
             hist = np.stack([np.bincount(s, minlength=2**n) for s in outcomes])[None]
-            member = plan.basis_groups()
-            rows = [np.flatnonzero(member == k) for k in range(groups)]
-        parity = _walsh_hadamard(hist)  # parity sums of every covered word
-        shots_per = hist.sum(axis=2)
-        for k in range(groups):
-            layer = k if plan.shot_groups else 0
-            sel = rows[k]
-            self.sums[k] = np.bincount(
-                idx[sel].ravel(), parity[layer, sel].ravel(), minlength=4**n
-            )
-            counts = np.repeat(shots_per[layer, sel], 2**n)
-            self.counts[k] = np.bincount(idx[sel].ravel(), counts, minlength=4**n)
-            self.num_bases[k] = np.count_nonzero(shots_per[layer, sel])
+        self._parity = _walsh_hadamard(hist)  # (layers, B, 2^n) parity sums of covered words
+        self._shots = hist.sum(axis=2)  # (layers, B)
         self._weights = pauli_weights(n).ravel()
+
+    def _scatter(self, layer_rows) -> tuple[np.ndarray, np.ndarray, int]:
+        """Sums, covering-shot counts and number of bases over ``(layer, rows)`` selections."""
+        size = 4**self.plan.num_qubits
+        sums, counts, bases = np.zeros(size), np.zeros(size), 0
+        for layer, rows in layer_rows:
+            idx = self._idx[rows].ravel()
+            sums += np.bincount(idx, self._parity[layer, rows].ravel(), minlength=size)
+            shots = self._shots[layer, rows]
+            counts += np.bincount(idx, np.repeat(shots, self._idx.shape[1]), minlength=size)
+            bases += np.count_nonzero(shots)
+        return sums, counts, bases
 
     def _estimate(self, sums, counts, num_bases) -> np.ndarray:
         x = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
@@ -91,16 +89,22 @@ class ShadowSums:
             x /= 1.0 - (1.0 - 3.0 ** (-self._weights)) ** num_bases
         return x.reshape((4,) * self.plan.num_qubits)
 
+    def _group_selection(self, k: int) -> list:
+        if self.plan.shot_groups:
+            return [(k, slice(None))]
+        return [(0, np.flatnonzero(self.plan.basis_groups() == k))]
+
     def pooled(self) -> np.ndarray:
         """The estimate from all snapshots, shape ``(4,)*n``."""
-        return self._estimate(self.sums.sum(0), self.counts.sum(0), self.num_bases.sum())
+        layers = range(self._parity.shape[0])
+        return self._estimate(*self._scatter([(layer, slice(None)) for layer in layers]))
 
     def leave_one_out(self) -> np.ndarray:
         """The ``K`` estimates that each leave one group out: shape ``(K,) + (4,)*n``."""
-        s, c, b = self.sums.sum(0), self.counts.sum(0), self.num_bases.sum()
-        return np.stack(
-            [
-                self._estimate(s - self.sums[k], c - self.counts[k], b - self.num_bases[k])
-                for k in range(self.plan.groups)
-            ]
-        )
+        layers = range(self._parity.shape[0])
+        s, c, b = self._scatter([(layer, slice(None)) for layer in layers])
+        out = []
+        for k in range(self.plan.groups):
+            gs, gc, gb = self._scatter(self._group_selection(k))
+            out.append(self._estimate(s - gs, c - gc, b - gb))
+        return np.stack(out)
