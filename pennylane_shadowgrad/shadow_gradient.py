@@ -34,6 +34,7 @@ DEFAULT_MAX_QUBITS = 12
 
 _OPTIONS = {"argnum", "snapshots", "bases", "groups", "seed", "max_qubits"}
 
+
 def _validate_options(kwargs: dict) -> None:
     unknown = set(kwargs) - _OPTIONS
     if unknown:
@@ -99,8 +100,24 @@ def _validate_tape(tape: QuantumScript, snapshots, max_qubits: int) -> None:
             "gradient_kwargs['max_qubits'] if the machine has the memory."
         )
     for p in tape.get_parameters(trainable_only=False):
+        if math.is_abstract(p):  # traced under jax.jit: no concrete value to check
+            continue
         if not np.all(np.isfinite(np.asarray(math.unwrap(p), dtype=complex))):
             raise ValueError(f"Non-finite gate or observable parameter: {p}.")
+
+
+def _stack_leaves(trees: list):
+    """Stack equally shaped nested tuples of arrays leaf by leaf along a new leading axis.
+
+    Re-assembles the batch elements of a split broadcast tape: results get the batch
+    dimension where a broadcast tape puts it, and Jacobians the shape
+    :func:`~pennylane.gradients.param_shift` gives broadcast tapes (batch first in every
+    ``(measurement, parameter)`` entry).
+    """
+    first = getattr(trees[0], "_value", trees[0])  # autograd boxes a tuple of results
+    if isinstance(first, tuple | list):
+        return tuple(_stack_leaves([t[i] for t in trees]) for i in range(len(first)))
+    return math.stack(trees)
 
 
 def _expand_transform_shadow(
@@ -108,18 +125,25 @@ def _expand_transform_shadow(
 ) -> tuple[QuantumScriptBatch, PostprocessingFn]:
     """Validate, then decompose to Pauli rotations and fixed gates, before the shadow gradient."""
     _validate_options({"argnum": argnum, **kwargs})
-    _validate_tape(
-        tape, kwargs.get("snapshots"), kwargs.get("max_qubits", DEFAULT_MAX_QUBITS)
-    )
-    new_tape = decompose_to_rotations(tape)
-    if new_tape is not tape:
-        params = new_tape.get_parameters(trainable_only=False)
-        new_tape.trainable_params = math.get_trainable_indices(params)
+    _validate_tape(tape, kwargs.get("snapshots"), kwargs.get("max_qubits", DEFAULT_MAX_QUBITS))
+    # A broadcast tape is split here, before PennyLane's ML boundary, so that every batch
+    # element is an ordinary tape with its own snapshot budget and the interface (autograd,
+    # torch, jax, jax.jit) differentiates the split and the re-stacking itself. PennyLane's
+    # vector-Jacobian machinery cannot take a Jacobian w.r.t. broadcast trainable parameters.
+    split = qml.transforms.broadcast_expand(tape)[0] if tape.batch_size else [tape]
+    new_tapes = []
+    for t in split:
+        t.trainable_params = tape.trainable_params
+        new_tape = decompose_to_rotations(t)
+        if new_tape is not t:
+            params = new_tape.get_parameters(trainable_only=False)
+            new_tape.trainable_params = math.get_trainable_indices(params)
+        new_tapes.append(new_tape)
 
-    def null_postprocessing(results):
-        return results[0]
+    def postprocessing(results):
+        return results[0] if tape.batch_size is None else _stack_leaves(results)
 
-    return [new_tape], null_postprocessing
+    return new_tapes, postprocessing
 
 
 def _observable_terms(tape: QuantumScript) -> dict[int, tuple[int, object]]:
@@ -155,10 +179,7 @@ def _probability_projectors(wires, wire_order) -> list[PauliSum]:
     out = []
     for s in range(2**k):
         obs = qml.prod(
-            *[
-                qml.Projector([int(b)], wires=w)
-                for w, b in zip(wires, np.binary_repr(s, width=k))
-            ]
+            *[qml.Projector([int(b)], wires=w) for w, b in zip(wires, np.binary_repr(s, width=k))]
         )
         out.append(pauli_sum(obs, wire_order))
     return out
@@ -168,9 +189,7 @@ def _square(ps: PauliSum, wire_order) -> PauliSum:
     """Pauli expansion of ``O**2``."""
     sentence = qml.pauli.PauliSentence()
     for digits, coeff in zip(ps.digits, ps.coeffs):
-        word = qml.pauli.PauliWord(
-            {wire_order[q]: "IXYZ"[d] for q, d in enumerate(digits) if d}
-        )
+        word = qml.pauli.PauliWord({wire_order[q]: "IXYZ"[d] for q, d in enumerate(digits) if d})
         sentence += qml.pauli.PauliSentence({word: coeff})
     return pauli_sum((sentence @ sentence).operation(), wire_order)
 
@@ -285,6 +304,11 @@ def shadow_grad(
         qnode (QNode) or tuple[List[QuantumTape], function]: the snapshot tapes and a
         function that turns their samples into the Jacobian, shaped as
         :func:`~pennylane.gradients.param_shift` shapes it.
+        Broadcast tapes are supported, trainable broadcast parameters included: each batch
+        element gets its own plan and budget. The expand transform splits them before
+        differentiation, so every interface sees the usual Jacobian; applied to a broadcast
+        tape directly, every entry has the batch dimension first and the entry of a
+        broadcast parameter holds :math:`\partial f_b / \partial \theta_{k,b}`.
 
     Inside :func:`pennylane_shadowgrad.record`, every gradient also reports its standard
     errors, snapshots, circuits and classical time.
@@ -316,7 +340,9 @@ def shadow_grad(
     else:
         budgets = [int(s) for s in tape.shots]
     rng = np.random.default_rng(seed)
-    plans = [make_plan(circuit.num_qubits, t, bases=bases, groups=groups, seed=rng) for t in budgets]
+    plans = [
+        make_plan(circuit.num_qubits, t, bases=bases, groups=groups, seed=rng) for t in budgets
+    ]
     ops_only = QuantumScript(tape.operations, [])
     batches = [snapshot_tapes(ops_only, plan, circuit.wire_order) for plan in plans]
     all_tapes = [t for batch in batches for t in batch]
