@@ -16,4 +16,13 @@ registration.register("shadow", shadow_grad)
 
 __version__ = "0.1.0"
 
-__all__ = ["GradientRecord", "__version__", "record", "registration", "shadow_grad"]
+__all__ = [
+    "GradientRecord",
+    "__version__",
+    "gentle_multicopy_grad",
+    "record",
+    "registration",
+    "shadow_grad",
+]
+from .multicopy import gentle_multicopy_grad  # noqa: E402
+registration.register("gentle-multicopy", gentle_multicopy_grad)

@@ -47,6 +47,7 @@ class GradientRecord:
     postprocessing_seconds: float
     groups: int = 0
     notes: list[str] = field(default_factory=list)
+    report: dict | None = None
 
     def confidence_interval(self, level: float = 0.95) -> list[tuple[np.ndarray, np.ndarray]]:
         """Student-t intervals ``(low, high)`` per measurement from the jackknife errors."""

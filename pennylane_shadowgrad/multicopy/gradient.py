@@ -1,0 +1,513 @@
+"""The ``gentle_multicopy_grad`` transform: gradients by online shadow tomography through the layers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import pennylane as qml
+from pennylane import math
+from pennylane.gradients.gradient_transform import (
+    _no_trainable_grad,
+    choose_trainable_param_indices,
+    contract_qjac_with_cjac,
+)
+from pennylane.measurements import ExpectationMP
+from pennylane.tape import QuantumScript, QuantumScriptBatch
+from pennylane.typing import PostprocessingFn
+
+from ..circuit import (
+    PauliSum,
+    UnsupportedCircuitError,
+    decompose_to_rotations,
+    pauli_sum,
+    rotation_form,
+)
+from ..resources import GradientRecord, _publish, is_recording
+from ..shadow_gradient import _format
+from . import hypothesis as hyp
+from . import report as cost
+from .engines import ExactEngine, StatisticalEngine
+from .sweep import protocol_constants, run_protocol
+from .threshold_search import THRESHOLD_HIGH, THRESHOLD_LOW
+
+_OPTIONS = {
+    "argnum",
+    "epsilon",
+    "delta",
+    "batch_size",
+    "register",
+    "engine",
+    "seed",
+    "max_rounds",
+}
+#: The dense hypothesis holds 4**n entries and its update diagonalises a 2**n matrix.
+MAX_QUBITS = 10
+_PURITY_TOL = 1e-8
+
+
+def _validate_options(kwargs: dict) -> None:
+    unknown = set(kwargs) - _OPTIONS
+    if unknown:
+        raise TypeError(
+            f"Unknown option(s) {sorted(unknown)} for diff_method='gentle-multicopy'. "
+            f"Valid gradient_kwargs are {sorted(_OPTIONS)}."
+        )
+    eps, delta = kwargs.get("epsilon", 0.1), kwargs.get("delta", 0.05)
+    if eps is not None and not eps > 0:
+        raise ValueError(f"epsilon must be positive, got {eps}.")
+    if delta is not None and not 0 < delta < 1:
+        raise ValueError(f"delta must lie in (0, 1), got {delta}.")
+    if kwargs.get("register", "auto") not in ("auto", "single", "two"):
+        raise ValueError("register must be 'auto', 'single' or 'two'.")
+    if kwargs.get("engine", "statistical") not in ("statistical", "exact"):
+        raise ValueError("engine must be 'statistical' or 'exact'.")
+    b = kwargs.get("batch_size")
+    if b is not None and int(b) < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {b}.")
+
+
+def _validate_tape(tape: QuantumScript) -> None:
+    """Refuse, before any device time, what the protocol cannot do."""
+    for m in tape.measurements:
+        if not isinstance(m, ExpectationMP) or m.obs is None or m.mv is not None:
+            raise UnsupportedCircuitError(
+                "diff_method='gentle-multicopy' differentiates expectation values of "
+                f"observables (qml.expval(O)); got {type(m).__name__}. Use "
+                "diff_method='shadow' or 'parameter-shift' for var, probs and samples."
+            )
+    for op in tape.operations:
+        if isinstance(op, qml.measurements.MidMeasureMP) or op.name == "MidMeasure":
+            raise UnsupportedCircuitError(
+                "diff_method='gentle-multicopy' does not support mid-circuit measurements."
+            )
+        if isinstance(op, qml.operation.Channel):
+            raise UnsupportedCircuitError(
+                f"diff_method='gentle-multicopy' does not support noise channels ({op.name}): "
+                "its checks assume the ideal gates."
+            )
+    if tape.batch_size is not None:
+        raise UnsupportedCircuitError(
+            "diff_method='gentle-multicopy' does not support parameter broadcasting."
+        )
+    if len(tape.wires) > MAX_QUBITS:
+        raise ValueError(
+            f"The dense hypothesis of diff_method='gentle-multicopy' holds 4**n entries; "
+            f"{len(tape.wires)} qubits exceed its limit of {MAX_QUBITS}."
+        )
+    num_ops = len(tape.operations)
+    for t_idx in tape.trainable_params:
+        if tape.par_info[t_idx]["op_idx"] >= num_ops:
+            raise UnsupportedCircuitError(
+                "diff_method='gentle-multicopy' cannot differentiate trainable observable "
+                "coefficients."
+            )
+
+
+def _expand_transform_multicopy(
+    tape: QuantumScript, argnum=None, **kwargs
+) -> tuple[QuantumScriptBatch, PostprocessingFn]:
+    """Validate, then decompose to Pauli rotations and fixed gates."""
+    _validate_options({"argnum": argnum, **kwargs})
+    _validate_tape(tape)
+    new_tape = decompose_to_rotations(tape)
+    if new_tape is not tape:
+        params = new_tape.get_parameters(trainable_only=False)
+        new_tape.trainable_params = math.get_trainable_indices(params)
+
+    def null_postprocessing(results):
+        return results[0]
+
+    return [new_tape], null_postprocessing
+
+
+@dataclass(frozen=True)
+class _Observable:
+    """What the protocol needs of ``O``: Pauli sum, half-width ``g``, and the low-rank form.
+
+    ``O = c I + sign * s2 * omega`` with ``omega`` a state of rank ``rank`` (``omega`` pure:
+    ``vector``); the two-register variant measures ``G_j / s2``.
+    """
+
+    paulis: PauliSum
+    half_width: float
+    s2: float
+    sign: float
+    rank: int
+    vector: np.ndarray | None
+
+
+def _observable(obs, wire_order) -> _Observable:
+    ps = pauli_sum(obs, wire_order)
+    mat = hyp.matrix_from_coefficients(_dense_coefficients(ps, len(wire_order)))
+    evals, evecs = np.linalg.eigh(mat)
+    tol = 1e-9 * max(1.0, np.abs(evals).max())
+    low, high = evals - evals[0], evals[-1] - evals
+    options = [(low.sum(), 1.0, low, slice(None)), (high.sum(), -1.0, high, slice(None))]
+    s2, sign, shifted, _ = min(options, key=lambda o: o[0])
+    rank = int(np.sum(shifted > tol))
+    vector = None
+    if rank == 1:
+        vector = evecs[:, int(np.argmax(shifted))]
+    return _Observable(ps, 0.5 * (evals[-1] - evals[0]), float(s2), sign, rank, vector)
+
+
+def _dense_coefficients(ps: PauliSum, n: int) -> np.ndarray:
+    x = np.zeros((4,) * n)
+    for digits, coeff in zip(ps.digits, ps.coeffs):
+        x[tuple(int(d) for d in digits)] += coeff * 2**n
+    return x
+
+
+def _choose_register(register, ob: _Observable, checks, circuit, eps_rot, delta, max_rounds):
+    """Pick the variant with fewer estimated gate applications per batch (rank decides)."""
+    n, num_gates = circuit.num_qubits, len(circuit.gates)
+    weights = _weights(checks, circuit)
+    estimates = {}
+    for variant, s in (("single-register", ob.half_width), ("two-register", ob.s2)):
+        if s <= 0:
+            continue
+        const = protocol_constants(
+            n, checks.num_checks, min(1.0, eps_rot / (2 * s)), delta, None, max_rounds
+        )
+        per = cost.check_gates(
+            variant, checks.gate_index, weights, num_gates, n, len(ob.paulis), const.batch
+        )
+        prep = 2**n * ob.rank + num_gates
+        estimates[variant] = const.batch * cost.batch_gates(
+            variant, checks.num_checks, checks.gate_index, per, num_gates, prep
+        )
+    if register == "single":
+        return "single-register", "requested (register='single')", estimates
+    if register == "two":
+        return "two-register", "requested (register='two')", estimates
+    if not estimates:
+        return "single-register", "constant observable", estimates
+    best = min(estimates, key=estimates.get)
+    reason = (
+        f"register='auto': O - lambda_{'min' if ob.sign > 0 else 'max'} I has rank {ob.rank} "
+        f"(trace {ob.s2:.3g}) against half-width g = {ob.half_width:.3g}; estimated gate "
+        "applications per full-sweep batch: "
+        + ", ".join(f"{k} {v:.3g}" for k, v in estimates.items())
+        + f"; chose {best}"
+    )
+    return best, reason, estimates
+
+
+def _weights(checks, circuit) -> np.ndarray:
+    return np.array([len(circuit.gates[i].wires) for i in checks.gate_index], dtype=int)
+
+
+def _swap(n: int) -> np.ndarray:
+    d = 2**n
+    s = np.zeros((d * d, d * d))
+    for a in range(d):
+        for b in range(d):
+            s[b * d + a, a * d + b] = 1.0
+    return s
+
+
+def _make_engine(name, ob, checks, variant, scale, rho, rng):
+    n = checks.circuit.num_qubits
+    if name == "statistical":
+        e = np.clip(0.5 * (1 + hyp.predictions(checks, ob.paulis, rho) / scale), 0, 1)
+        return StatisticalEngine(e, rng)
+    evals, evecs = np.linalg.eigh(rho)
+    if evals[-1] < 1 - _PURITY_TOL:
+        raise ValueError(
+            "engine='exact' simulates pure copies; the device returned a mixed state "
+            f"(largest eigenvalue {evals[-1]:.6f}). Use engine='statistical'."
+        )
+    psi = evecs[:, -1]
+    if variant == "single-register":
+        return ExactEngine(
+            psi,
+            lambda j: hyp.effect_matrix(hyp.generator_coefficients(checks, ob.paulis, j), scale),
+            rng,
+        )
+    if ob.vector is None:
+        raise ValueError(
+            "engine='exact' with the two-register variant needs a rank-1 observable (a pure "
+            f"omega); this one has rank {ob.rank}."
+        )
+    swap, eye = _swap(n), np.eye(2**n)
+
+    def effect(j):
+        q = hyp.matrix_from_coefficients(hyp.carried_generator(checks, j)[0])
+        qi = np.kron(q, eye)
+        w = 0.5j * (qi @ swap - swap @ qi)
+        return 0.5 * (np.eye(4**n) + ob.sign * w)
+
+    return ExactEngine(np.kron(psi, ob.vector), effect, rng)
+
+
+def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
+    start = time.perf_counter()
+    n, num_gates = circuit.num_qubits, len(circuit.gates)
+    variant, reason, estimates = _choose_register(
+        opts["register"], ob, checks, circuit, eps_rot, opts["delta"], opts["max_rounds"]
+    )
+    scale = ob.half_width if variant == "single-register" else ob.s2
+    if scale <= 0 or checks.num_checks == 0:
+        return np.zeros(checks.num_checks), {"notes": ["constant observable or no checks"]}
+    eps_e = min(1.0, eps_rot / (2 * scale))
+    const = protocol_constants(
+        n, checks.num_checks, eps_e, opts["delta"], opts["batch_size"], opts["max_rounds"]
+    )
+    engine = _make_engine(opts["engine"], ob, checks, variant, scale, rho, rng)
+    effects: dict[int, np.ndarray] = {}
+
+    def effect(j):
+        if j not in effects:
+            effects[j] = hyp.effect_matrix(hyp.generator_coefficients(checks, ob.paulis, j), scale)
+        return effects[j]
+
+    result = run_protocol(
+        n,
+        checks.num_checks,
+        scale,
+        lambda sigma: hyp.predictions(checks, ob.paulis, sigma),
+        effect,
+        engine,
+        const,
+        rng,
+    )
+    weights = _weights(checks, circuit)
+    per = cost.check_gates(
+        variant, checks.gate_index, weights, num_gates, n, len(ob.paulis), const.batch
+    )
+    prep = 2**n * ob.rank + num_gates if variant == "two-register" else 0
+    per_batch = [
+        cost.batch_gates(variant, k, checks.gate_index, per, num_gates, prep)
+        for k in result.checks_per_batch
+    ]
+    batches = len(result.checks_per_batch)
+    est_gates = sum(
+        int(checks.gate_index[j])
+        + 1
+        + (num_gates if variant == "two-register" else 0)
+        + int(per[j])
+        for j in result.firings
+    )
+    copies = {
+        "batch": const.batch * batches,
+        "fresh_estimate": const.estimate * len(result.firings),
+        "omega_preparation": const.batch * batches if variant == "two-register" else 0,
+    }
+    copies["total"] = sum(copies.values())
+    counter = cost.counter_qubits(const.batch)
+    data = (2 if variant == "two-register" else 1) * const.batch * n
+    eng = engine.report()
+    notes = [
+        "emulated, not executed: the device ran one analytic-state tape (shots=None); "
+        f"the {engine.name} engine emulated every check and estimate.",
+        f"The QNode's shots ({qnode_shots}) do not size this protocol; epsilon and delta do.",
+    ]
+    if engine.name == "statistical":
+        damage = eng["damage_bound"]
+        failure = opts["delta"] + damage
+        if failure > opts["delta"]:
+            notes.append(
+                f"Idealisation: checks were drawn on undisturbed copies; the gentle-measurement "
+                f"damage bound {damage:.3g} makes the failure bound {min(failure, 1):.3g} "
+                f"exceed delta={opts['delta']} (the undisturbed-copy law is not guaranteed "
+                "here)."
+            )
+    else:
+        damage, failure = None, None
+        notes.append(
+            "exact engine: disturbance simulated, not bounded; see max_fire_probability_gap."
+        )
+    if not result.certified:
+        notes.append(f"No certified hypothesis within max_rounds={const.max_rounds}.")
+    ps_sizing = cost.parameter_shift_sizing(
+        checks.num_checks, num_gates, ob.half_width, eps_rot, opts["delta"]
+    )
+    ps_sizing["quantum_memory_qubits"] = n
+    report = {
+        "method": "gentle-multicopy",
+        "executed": "emulated, not executed",
+        "register": variant,
+        "register_reason": reason,
+        "register_estimates": estimates,
+        "engine": engine.name,
+        "epsilon_per_rotation": eps_rot,
+        "effect_accuracy": eps_e,
+        "delta": opts["delta"],
+        "scale": scale,
+        "half_width": ob.half_width,
+        "observable_rank": ob.rank,
+        "constants": {
+            "batch_size": const.batch,
+            "fresh_estimate_copies": const.estimate,
+            "max_rounds": const.max_rounds,
+            "threshold_range": (THRESHOLD_LOW * eps_e, THRESHOLD_HIGH * eps_e),
+            "tau": const.tau,
+            "gamma": const.gamma,
+            "source": const.source,
+        },
+        "copies": copies,
+        "gate_applications": int(const.batch * sum(per_batch) + const.estimate * est_gates),
+        "quantum_memory_qubits": {
+            "data": data,
+            "ancillas": const.batch,
+            "counter": counter,
+            "total": data + const.batch + counter,
+        },
+        "coherent_depth": int(
+            max(per_batch, default=0)
+            + const.batch * counter * 2 * max(result.checks_per_batch, default=0)
+        ),
+        "mid_circuit_measurements": result.checks,
+        "checks": result.checks,
+        "batches": batches,
+        "firings": len(result.firings),
+        "learner_updates": result.updates,
+        "mistake_bound": result.mistake_bound,
+        "certified": result.certified,
+        "damage_bound": damage,
+        "failure_bound": None if failure is None else min(1.0, failure),
+        "failure_bound_exceeds_delta": None if failure is None else failure > opts["delta"],
+        "engine_report": eng,
+        "classical_seconds": time.perf_counter() - start,
+        "classical_memory_bytes": 3 * 16 * 4**n,
+        "learner_update_flops": 8**n,
+        "parameter_shift": ps_sizing,
+        "notes": notes,
+    }
+    return result.values, report
+
+
+@partial(
+    qml.transform,
+    expand_transform=_expand_transform_multicopy,
+    classical_cotransform=contract_qjac_with_cjac,
+    final_transform=True,
+)
+def gentle_multicopy_grad(
+    tape: QuantumScript,
+    argnum: int | list[int] | None = None,
+    epsilon: float = 0.1,
+    delta: float = 0.05,
+    batch_size: int | None = None,
+    register: str = "auto",
+    engine: str = "statistical",
+    seed: int | np.random.Generator | None = None,
+    max_rounds: int | None = None,
+) -> tuple[QuantumScriptBatch, PostprocessingFn]:
+    r"""Every derivative from one certified hypothesis state (gentle multi-copy protocol).
+
+    Each trainable Pauli rotation :math:`j` defines an effect
+    :math:`E_j = (I + G_j/s)/2` with :math:`\partial_j f = \mathrm{Tr}(\rho G_j)`. A classical
+    hypothesis :math:`\sigma` (starting at :math:`I/2^n`) predicts every
+    :math:`\mathrm{Tr}(E_j\rho)`; threshold searches with randomly perturbed thresholds sweep
+    a batch of copies through the circuit's layers, and every firing teaches :math:`\sigma`
+    by matrix multiplicative weights. A silent sweep certifies :math:`\sigma`, and the
+    gradient is read from it with the same evaluator as ``diff_method="shadow"``.
+
+    Args:
+        tape (QNode or QuantumTape): circuit whose measurements are ``qml.expval`` of
+            observables.
+        argnum (int or list[int] or None): trainable tape parameters to differentiate.
+        epsilon (float): accuracy: with probability ``1 - delta`` every derivative is within
+            ``epsilon`` (default 0.1).
+        delta (float): failure probability (default 0.05).
+        batch_size (int or None): copies per batch; default from the threshold-search bound
+            ``8 ln(4 M R / delta) / eps_E^2``.
+        register (str): ``"auto"`` (by the observable's rank and estimated gate cost),
+            ``"single"`` (any observable, ``O(M - j)`` gates per check) or ``"two"`` (an
+            ``omega`` register, ``O(n)`` gates per check, low-rank observables).
+        engine (str): ``"statistical"`` (default; binomial law on undisturbed copies plus a
+            damage bound) or ``"exact"`` (joint state of the batch, at most 16 qubits).
+        seed (int or numpy.random.Generator or None): thresholds and emulated outcomes.
+        max_rounds (int or None): round limit (default: the learner's mistake bound + 1).
+
+    Returns:
+        qnode (QNode) or tuple[List[QuantumTape], function]: one analytic-state tape
+        (``qml.density_matrix``, ``shots=None``) and a function that returns the Jacobian in
+        :func:`~pennylane.gradients.param_shift`'s shapes. The QNode's shots do not size the
+        protocol. Inside :func:`pennylane_shadowgrad.record` every gradient publishes its
+        resource report (``record.report``).
+
+    **Example**
+
+    >>> import pennylane as qml
+    >>> from pennylane_shadowgrad import gentle_multicopy_grad
+    >>> dev = qml.device("default.qubit")
+    >>> @qml.qnode(dev, diff_method=gentle_multicopy_grad,
+    ...          gradient_kwargs={"epsilon": 0.1, "seed": 1})
+    ... def circuit(x):
+    ...     qml.RX(x[0], wires=0)
+    ...     qml.RY(x[1], wires=1)
+    ...     qml.CNOT(wires=[0, 1])
+    ...     return qml.expval(qml.Z(1))
+    >>> x = qml.numpy.array([0.3, 0.7], requires_grad=True)
+    >>> qml.grad(circuit)(x)  # exact: [-0.227, -0.621]
+    array([-0.21..., -0.63...])
+    """
+    if argnum is None and not tape.trainable_params:
+        return _no_trainable_grad(tape)
+    chosen = choose_trainable_param_indices(tape, argnum)
+    circuit = rotation_form(tape)
+    checks = hyp.rotation_checks(circuit)
+    num_params = len(tape.trainable_params)
+    totals = np.zeros(num_params)
+    np.add.at(totals, checks.param, np.abs(checks.scale))
+    eps_rot = float(epsilon) / max(1.0, float(totals.max(initial=0.0)))
+    observables = [_observable(m.obs, circuit.wire_order) for m in tape.measurements]
+    opts = {
+        "register": register,
+        "engine": engine,
+        "delta": float(delta),
+        "batch_size": batch_size,
+        "max_rounds": max_rounds,
+    }
+    rng = np.random.default_rng(seed)
+    state_tape = QuantumScript(
+        tape.operations, [qml.density_matrix(wires=circuit.wire_order)], shots=None
+    )
+    unchosen = [k for k in range(num_params) if k not in chosen]
+    copies = tape.shots.num_copies if tape.shots.has_partitioned_shots else 1
+
+    def processing_fn(results):
+        rho = np.asarray(math.unwrap(results[0]), dtype=complex)
+        if rho.shape != (2**circuit.num_qubits,) * 2 or abs(np.trace(rho) - 1) > 1e-6:
+            raise ValueError(
+                "diff_method='gentle-multicopy' needs the analytic state from the device "
+                "(qml.density_matrix with shots=None); this device did not return one."
+            )
+        out = []
+        for _ in range(copies):
+            jacs = []
+            for ob in observables:
+                start = time.perf_counter()
+                values, rep = _one_gradient(
+                    circuit, checks, ob, rho, opts, eps_rot, rng, tape.shots.total_shots
+                )
+                jac = checks.to_parameters(values, num_params)
+                jac[unchosen] = 0.0
+                jacs.append(jac)
+                if is_recording():
+                    _publish(
+                        GradientRecord(
+                            method="gentle-multicopy",
+                            jacobian=[jac],
+                            stderr=None,
+                            snapshots=int(rep.get("copies", {}).get("total", 0)),
+                            circuits=1,
+                            plan=f"{rep.get('register')}, {rep.get('engine')} engine "
+                            "(emulated, not executed)",
+                            engine=str(rep.get("engine")),
+                            num_qubits=circuit.num_qubits,
+                            num_params=num_params,
+                            postprocessing_seconds=time.perf_counter() - start,
+                            notes=list(rep.get("notes", [])),
+                            report=rep,
+                        )
+                    )
+            out.append(_format(jacs, num_params))
+        return tuple(out) if tape.shots.has_partitioned_shots else out[0]
+
+    return [state_tape], processing_fn
