@@ -11,15 +11,14 @@ simulated snapshot sets instead (see ``_spread``).
 from __future__ import annotations
 
 import importlib.util
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pennylane as qml
 import pytest
+from _exact import ExactShadowMoments, simulated_std
 
 import pennylane_shadowgrad  # noqa: F401  (registers diff_method="shadow")
-
-from _exact import ExactShadowMoments, simulated_std
 
 INTERFACES = ["autograd", "torch", "jax", "jax-jit"]
 DEVICES = ["default.qubit", "lightning.qubit", "qiskit.aer"]
@@ -84,7 +83,7 @@ def _x(n: int) -> np.ndarray:
     return np.linspace(0.2, 1.4, _num_params(n)) * np.array([1, -1] * n + [1])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _reference(n: int, ret: str):
     """Exact gradient of the loss, the deviation bound, and the tape-level exact mean."""
     qnode = qml.QNode(_circuit(n, ret), qml.device("default.qubit"), diff_method="backprop")
@@ -141,10 +140,8 @@ def _cells(full: bool):
         for dev in DEVICES:
             for ret in RETURNS:
                 for n in WIRES:
-                    default = (
-                        dev == "default.qubit"
-                        and (n == 2 or iface == "autograd")
-                        or (n == 2 and ret in ("expval", "two") and iface in ("torch", "jax-jit"))
+                    default = (dev == "default.qubit" and (n == 2 or iface == "autograd")) or (
+                        n == 2 and ret in ("expval", "two") and iface in ("torch", "jax-jit")
                     )
                     marks = [] if default else [pytest.mark.slow]
                     if full or default:
