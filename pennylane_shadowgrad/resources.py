@@ -33,6 +33,15 @@ class GradientRecord:
         num_qubits, num_params: circuit size ``n`` and ``M``.
         postprocessing_seconds: classical time spent after the device returned.
         notes: anything a reader of the numbers must know.
+        variance: estimated variance of every entry of ``jacobian`` (same shapes): for the
+            pure strategy the squared jackknife error, for ``auto`` the pilot's prediction for
+            the combined estimator (independent of the data it multiplies).
+        shot_variance: ``variance * snapshots``: the single-shot variance, so that a budget
+            of ``T`` shots gives about ``shot_variance / T`` (what an optimizer needs to set
+            its next budget).
+        strategy: ``"pure"`` (textbook shadow estimator) or ``"auto"`` (hybrid).
+        split: for ``auto``, how the shots were spent (pilot, shadow snapshots,
+            parameter-shift shots per component, combination weights).
     """
 
     method: str
@@ -48,6 +57,10 @@ class GradientRecord:
     groups: int = 0
     notes: list[str] = field(default_factory=list)
     report: dict | None = None
+    variance: list | None = None
+    shot_variance: list | None = None
+    strategy: str = "pure"
+    split: dict | None = None
 
     def confidence_interval(self, level: float = 0.95) -> list[tuple[np.ndarray, np.ndarray]]:
         """Student-t intervals ``(low, high)`` per measurement from the jackknife errors."""

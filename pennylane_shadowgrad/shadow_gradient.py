@@ -17,6 +17,7 @@ from pennylane.measurements import ExpectationMP, ProbabilityMP, VarianceMP
 from pennylane.tape import QuantumScript, QuantumScriptBatch
 from pennylane.typing import PostprocessingFn
 
+from .budget import DEFAULT_PILOT
 from .circuit import (
     PauliSum,
     UnsupportedCircuitError,
@@ -26,13 +27,25 @@ from .circuit import (
 )
 from .estimators.dense import expectation, gradient_functional, sweep_memory_bytes
 from .estimators.shadow import ShadowSums
+from .hybrid import hybrid_gradient, resolve_strategy
 from .resources import GradientRecord, _publish, is_recording
 from .snapshots import DEFAULT_GROUPS, decode, make_plan, snapshot_tapes
 
 #: Default largest register for the dense engine (its arrays hold 4**n coefficients).
 DEFAULT_MAX_QUBITS = 12
 
-_OPTIONS = {"argnum", "snapshots", "bases", "groups", "seed", "max_qubits"}
+_OPTIONS = {
+    "argnum",
+    "snapshots",
+    "bases",
+    "groups",
+    "seed",
+    "max_qubits",
+    "strategy",
+    "pilot",
+    "biased_bases",
+    "device",
+}
 
 
 def _validate_options(kwargs: dict) -> None:
@@ -270,6 +283,10 @@ def shadow_grad(
     groups: int = DEFAULT_GROUPS,
     seed: int | np.random.Generator | None = None,
     max_qubits: int = DEFAULT_MAX_QUBITS,
+    strategy: str | None = None,
+    pilot: float = DEFAULT_PILOT,
+    biased_bases: bool = False,
+    device=None,
 ) -> tuple[QuantumScriptBatch, PostprocessingFn]:
     r"""Estimate every derivative of a circuit from one set of classical-shadow snapshots.
 
@@ -299,6 +316,23 @@ def shadow_grad(
         seed (int or numpy.random.Generator or None): fixes the random bases. An integer
             draws the same bases at every call; pass a ``Generator`` for fresh bases per call.
         max_qubits (int): the dense engine refuses larger registers (default 12).
+        strategy (str or None): ``"pure"`` is the textbook estimator above (all ``T`` shots
+            are snapshots). ``"auto"`` spends ``pilot * T`` snapshots on a pilot that is never
+            part of the estimate, predicts every component's variance for both estimators
+            from it, splits the other shots between snapshots and parameter-shift circuits
+            (per-component shots) to minimise the summed MSE, runs that second stage on
+            ``device`` inside the processing function, and combines the two unbiased
+            estimates with weights from the pilot. Components outside the light cone cost
+            nothing. ``None`` (default): ``"auto"`` when a device is available (a QNode passes
+            its own), ``"pure"`` otherwise (direct ``shadow_grad(tape)`` calls); ``var``
+            measurements and trainable observable coefficients always run ``"pure"``. The
+            record says which strategy ran and why.
+        pilot (float): pilot fraction of ``"auto"`` (default 0.05, chosen by measurement in
+            ``benchmarks/hybrid_allocation.py``).
+        biased_bases (bool): draw the measurement bases from per-qubit X/Y/Z probabilities
+            fitted to the gradient observables (locally-biased shadows); off by default.
+        device (Device or None): where ``"auto"`` runs its second stage; injected by the
+            QNode for ``diff_method="shadow"`` and ``diff_method=shadow_grad``.
 
     Returns:
         qnode (QNode) or tuple[List[QuantumTape], function]: the snapshot tapes and a
@@ -340,6 +374,11 @@ def shadow_grad(
     else:
         budgets = [int(s) for s in tape.shots]
     rng = np.random.default_rng(seed)
+    if biased_bases:
+        raise NotImplementedError("biased_bases=True is not available yet.")
+    strategy, reason = resolve_strategy(strategy, device, tape, terms)
+    if strategy == "auto":
+        return hybrid_gradient(tape, circuit, budgets, chosen, device, pilot, groups, rng, reason)
     plans = [
         make_plan(circuit.num_qubits, t, bases=bases, groups=groups, seed=rng) for t in budgets
     ]
@@ -373,6 +412,11 @@ def shadow_grad(
                         num_params=circuit.num_params,
                         postprocessing_seconds=time.perf_counter() - start,
                         groups=plan.groups,
+                        notes=[f"strategy='pure' ({reason})"],
+                        variance=[None if e is None else e**2 for e in errs],
+                        shot_variance=[
+                            None if e is None else e**2 * plan.num_snapshots for e in errs
+                        ],
                     )
                 )
             out.append(_format(jacs, len(tape.trainable_params)))

@@ -1,0 +1,644 @@
+"""Per-component variances, the shadow / parameter-shift shot split, and budget planning.
+
+The shadow estimator of a plan is linear in the snapshots: with ``gamma_jP = Tr(P G_j) / 2^n``,
+``d_j = sum_P gamma_jP x_P`` and ``x_P`` the mean parity over the ``N_P`` shots whose basis
+covers ``P``. One snapshot of basis ``b`` with outcome ``s`` therefore contributes
+``w_jb(s) = sum_{P covered by b} gamma_jP parity_P(s) / N_P``, and
+
+    Var(d_j) = sum_b S_b Var_{s ~ p_b}(w_jb(s))                     (given the bases)
+
+Both ``w_jb`` and the outcome law ``p_b`` are Walsh-Hadamard transforms over the ``2^n`` words
+that ``b`` covers: ``w_jb`` of the coefficients, ``p_b`` of the covered Pauli expectations. The
+same formula gives the exact variance (exact expectations ``x``) and a plug-in estimate (a
+pilot's ``x``, clipped to ``[-1, 1]``). A parameter-shift derivative of a rotation
+``exp(-i scale theta P / 2)`` from ``m`` shots per shifted circuit has variance
+``scale^2 (Var_+(O) + Var_-(O)) / (4 m)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pennylane as qml
+from pennylane.measurements import ExpectationMP, ProbabilityMP
+from pennylane.tape import QuantumScript
+from scipy.stats import norm
+
+from .circuit import (
+    FixedGate,
+    PauliRotation,
+    PauliSum,
+    RotationCircuit,
+    pauli_coefficients_of_matrix,
+    pauli_sum,
+    rotation_form,
+)
+from .estimators.dense import _apply_fixed, _apply_rotation, commutator_coefficients
+from .estimators.shadow import _covered_indices, _walsh_hadamard, pauli_weights
+from .snapshots import SnapshotPlan, make_plan
+
+#: Default pilot fraction of the snapshot budget (measured: benchmarks/hybrid_allocation.py).
+DEFAULT_PILOT = 0.05
+
+#: Components whose ``sum_P gamma_jP^2`` is below this are exactly zero (outside the light
+#: cone, or a generator that commutes with the observable): they cost no shots.
+_ZERO_TOL = 1e-20
+
+
+# --------------------------------------------------------------------------- observables
+def output_observables(tape: QuantumScript, wire_order) -> list[PauliSum]:
+    """One :class:`PauliSum` per scalar output: an ``expval``'s observable, or one projector per
+    ``probs`` outcome (``wires[0]`` most significant), in measurement order."""
+    from .shadow_gradient import _probability_projectors
+
+    out = []
+    for m in tape.measurements:
+        if isinstance(m, ProbabilityMP):
+            out += _probability_projectors(m.wires, wire_order)
+        elif isinstance(m, ExpectationMP):
+            out.append(pauli_sum(m.obs, wire_order))
+        else:
+            raise ValueError(f"Only expval and probs have per-output variances, got {m}.")
+    return out
+
+
+def generator_coefficients(circuit: RotationCircuit, obs: PauliSum, chunk: int = 16) -> np.ndarray:
+    """``gamma[j, P] = Tr(P G_j) / 2^n`` for every trainable parameter: shape ``(M, 4**n)``.
+
+    Each generator ``P_j`` is carried forward through the gates after it (``Q_j = A_j P_j
+    A_j^dag``), batched over ``chunk`` parameters, and ``G_j = (scale_j i / 2) [Q_j, O]``;
+    ``d_j = sum_P gamma[j, P] x_P`` is exactly the dense sweep applied to ``x``.
+
+    **Example**
+
+    >>> import pennylane as qml
+    >>> from pennylane_shadowgrad.circuit import pauli_sum, rotation_form
+    >>> tape = qml.tape.QuantumScript([qml.RX(0.3, 0)], [qml.expval(qml.Z(0))])
+    >>> tape.trainable_params = [0]
+    >>> circuit = rotation_form(tape)
+    >>> gamma = generator_coefficients(circuit, pauli_sum(qml.Z(0), tape.wires))
+    >>> gamma.round(3)  # d<Z>/dx = -<Y> after RX
+    array([[ 0.,  0., -1.,  0.]])
+    """
+    n, num = circuit.num_qubits, circuit.num_params
+    out = np.zeros((num, 4**n))
+    inside = _light_cone(circuit, obs)
+    where = [(g, gate) for g, gate in enumerate(circuit.gates) if _is_param(gate) and inside[g]]
+    for start in range(0, len(where), chunk):
+        part = where[start : start + chunk]
+        q = np.zeros((len(part),) + (4,) * n)
+        first = part[0][0]
+        for g in range(first, len(circuit.gates)):
+            gate = circuit.gates[g]
+            if g > first:
+                q = _forward(q, gate)
+            for row, (g_j, gate_j) in enumerate(part):
+                if g_j == g:
+                    idx = [row] + [0] * n
+                    for w, d in zip(gate_j.wires, gate_j.digits):
+                        idx[1 + w] = d
+                    q[tuple(idx)] = 2.0**n  # coefficients Tr(P Q) of Q = P_j
+        h = commutator_coefficients(obs, q)  # Tr(R i[O, Q_j])
+        for row, (_, gate_j) in enumerate(part):
+            out[gate_j.param] -= 0.5 * gate_j.scale * h[row].reshape(-1) / 2.0**n
+    return out
+
+
+def _light_cone(circuit: RotationCircuit, obs: PauliSum) -> list[bool]:
+    """Whether each gate touches the backward light cone of ``obs`` (else its ``G_j = 0``)."""
+    cone = set(np.flatnonzero(np.any(obs.digits > 0, axis=0)).tolist())
+    inside = [False] * len(circuit.gates)
+    for g in range(len(circuit.gates) - 1, -1, -1):
+        wires = set(circuit.gates[g].wires)
+        if wires & cone:
+            inside[g] = True
+            cone |= wires
+    return inside
+
+
+def _is_param(gate) -> bool:
+    return isinstance(gate, PauliRotation) and gate.param is not None
+
+
+def _forward(q: np.ndarray, gate) -> np.ndarray:
+    """Schrodinger step ``Q <- U Q U^dag`` (the Heisenberg step of ``U^dag``)."""
+    if isinstance(gate, PauliRotation):
+        return _apply_rotation(q, replace(gate, angle=-gate.angle))
+    return _apply_fixed(q, FixedGate(gate.wires, gate.matrix.conj().T))
+
+
+# --------------------------------------------------------------------------- shadow variance
+def _coverage(plan: SnapshotPlan) -> tuple[np.ndarray, np.ndarray]:
+    """Covered flat indices ``(B, 2^n)`` and the divisor ``N_P pi_P`` of every Pauli word."""
+    n = plan.num_qubits
+    idx = _covered_indices(plan.bases)
+    counts = np.bincount(idx.ravel(), np.repeat(plan.shots, 2**n), minlength=4**n).astype(float)
+    if plan.random:
+        counts *= 1.0 - (1.0 - 3.0 ** (-pauli_weights(n).ravel())) ** plan.num_bases
+    return idx, counts
+
+
+def basis_probabilities(plan: SnapshotPlan, x: np.ndarray) -> np.ndarray:
+    """Outcome law of every basis from the Pauli expectations ``x`` (flat, ``x_I = 1``).
+
+    ``p_b(s) = 2^-n sum_{m} x_{P_bm} (-1)^{m.s}``; a noisy ``x`` is clipped to ``[-1, 1]`` and
+    the law clipped to ``p >= 0`` and renormalised. Shape ``(B, 2^n)``.
+    """
+    n = plan.num_qubits
+    xs = np.clip(np.asarray(x, dtype=float).reshape(-1), -1.0, 1.0)
+    xs[0] = 1.0
+    p = _walsh_hadamard(xs[_covered_indices(plan.bases)]) / 2**n
+    p = np.clip(p, 0.0, None)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def shadow_variance(
+    gamma: np.ndarray,
+    plan: SnapshotPlan,
+    x: np.ndarray,
+    chunk: int = 64,
+    max_bases: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Variance of every component of the plan's shadow estimate, and a state-free bound.
+
+    Args:
+        gamma: ``(M, 4**n)`` coefficients from :func:`generator_coefficients`.
+        plan: the snapshot plan (for a random plan: the variance given its bases).
+        x: Pauli expectations of the output state, flat ``(4**n,)``: exact ones give the exact
+            variance, a pilot's give a plug-in estimate.
+        chunk: bases processed at once (memory ``chunk * M * 2^n``).
+        max_bases: for a random plan, evaluate only its first ``max_bases`` (i.i.d.) bases and
+            rescale: an unbiased estimate of the average over the bases, much cheaper.
+
+    Returns:
+        ``(variance, bound)``, each of shape ``(M,)``; ``bound = sum_b S_b max_s w_jb(s)^2``
+        does not depend on the state.
+    """
+    idx, div = _coverage(plan)
+    used = plan.num_bases
+    if plan.random and max_bases is not None and max_bases < plan.num_bases:
+        used = max_bases
+        plan = SnapshotPlan(plan.bases[:used], plan.shots[:used], True, 1, False)
+    probs = basis_probabilities(plan, x)
+    num = gamma.shape[0]
+    live = np.flatnonzero(np.any(gamma != 0, axis=1))
+    gamma = gamma[live]
+    var = np.zeros(gamma.shape[0])
+    bound = np.zeros(gamma.shape[0])
+    for start in range(0, used, chunk):
+        rows = slice(start, start + chunk)
+        cov = idx[rows]  # (b, 2^n)
+        c = gamma[:, cov] / div[cov][None]  # (M, b, 2^n)
+        w = _walsh_hadamard(c)  # per-outcome contribution of one snapshot
+        p = probs[rows][None]
+        mean = np.sum(p * w, axis=2)
+        second = np.sum(p * w**2, axis=2)
+        shots = plan.shots[rows][None]
+        var += np.sum(shots * np.clip(second - mean**2, 0.0, None), axis=1)
+        bound += np.sum(shots * np.max(w**2, axis=2), axis=1)
+    factor = idx.shape[0] / used
+    full_var, full_bound = np.zeros(num), np.zeros(num)
+    full_var[live], full_bound[live] = var * factor, bound * factor
+    return full_var, full_bound
+
+
+# --------------------------------------------------------------------------- exact states
+def pauli_expectations(state: np.ndarray) -> np.ndarray:
+    """All ``<P>`` of a state vector (wire 0 first), flat ``(4**n,)``."""
+    rho = np.outer(state, np.conj(state))
+    return pauli_coefficients_of_matrix(rho).real.reshape(-1)
+
+
+def _state(ops, wire_order) -> np.ndarray:
+    tape = QuantumScript(list(ops), [qml.state()])
+    dev = qml.device("default.qubit", wires=wire_order)
+    return np.asarray(qml.execute([tape], dev, diff_method=None)[0])
+
+
+def _output_variances(state: np.ndarray, observables: list[PauliSum]) -> np.ndarray:
+    """``Var(O)`` of each output in the state (``O^2`` from the Pauli expansion)."""
+    x = pauli_expectations(state)
+    return np.array([_variance_from_x(o, x) for o in observables])
+
+
+def _variance_from_x(obs: PauliSum, x: np.ndarray) -> float:
+    n = obs.digits.shape[1]
+    sq = _square_sum(obs)
+    flat = lambda ps: np.ravel_multi_index(ps.digits.T.astype(np.int64), (4,) * n)  # noqa: E731
+    mean = float(np.dot(x[flat(obs)], obs.coeffs)) if len(obs) else 0.0
+    second = float(np.dot(x[flat(sq)], sq.coeffs)) if len(sq) else 0.0
+    return max(second - mean**2, 0.0)
+
+
+def _square_sum(obs: PauliSum) -> PauliSum:
+    """Pauli expansion of ``O^2`` (products of commuting and anticommuting words)."""
+    from .circuit import pauli_product_table
+
+    prod, phase = pauli_product_table()
+    n = obs.digits.shape[1]
+    acc: dict[int, complex] = {}
+    place = 4 ** np.arange(n - 1, -1, -1)
+    for da, ca in zip(obs.digits, obs.coeffs):
+        for db, cb in zip(obs.digits, obs.coeffs):
+            digits = prod[da, db]
+            ph = np.prod(phase[da, db])
+            key = int(digits @ place)
+            acc[key] = acc.get(key, 0.0) + ca * cb * ph
+    keys = [k for k, v in acc.items() if abs(v) > 1e-14]
+    digits = np.array([np.unravel_index(k, (4,) * n) for k in keys], dtype=np.uint8)
+    return PauliSum(digits.reshape(len(keys), n), np.array([acc[k].real for k in keys]))
+
+
+def shift_variances(
+    tape: QuantumScript, circuit: RotationCircuit, observables: list[PauliSum]
+) -> np.ndarray:
+    """Exact per-shot parameter-shift variance ``u[j, o] = scale^2 (Var_+ + Var_-) / 4``.
+
+    ``tape`` is the decomposed tape (every trainable parameter the angle of one rotation).
+    Simulated on ``default.qubit`` without shots: a classical computation, ``2M`` states.
+    """
+    scale = _param_scales(circuit)
+    params = tape.get_parameters(trainable_only=True)
+    u = np.zeros((circuit.num_params, len(observables)))
+    for j in range(circuit.num_params):
+        total = np.zeros(len(observables))
+        for sign in (1.0, -1.0):
+            shifted = shifted_tape(tape, j, sign, scale[j], params)
+            total += _output_variances(_state(shifted.operations, circuit.wire_order), observables)
+        u[j] = scale[j] ** 2 * total / 4.0
+    return u
+
+
+def _param_scales(circuit: RotationCircuit) -> np.ndarray:
+    scale = np.ones(circuit.num_params)
+    for gate in circuit.gates:
+        if _is_param(gate):
+            scale[gate.param] = gate.scale
+    return scale
+
+
+def shifted_tape(tape: QuantumScript, j: int, sign: float, scale: float, params=None):
+    """``tape`` with trainable parameter ``j`` shifted so that its rotation angle moves by
+    ``sign * pi / 2`` (angle = ``scale * theta``)."""
+    params = tape.get_parameters(trainable_only=True) if params is None else params
+    new = list(params)
+    new[j] = params[j] + sign * np.pi / (2.0 * scale)
+    return tape.bind_new_parameters(new, tape.trainable_params)
+
+
+# --------------------------------------------------------------------------- allocation
+@dataclass(frozen=True)
+class Allocation:
+    """A split of ``total`` shots: ``shadow`` snapshots and ``ps_shots[j]`` per shifted circuit.
+
+    ``mse`` is the predicted summed MSE of the inverse-variance combination (``weights[j, o]``
+    on the shadow estimate) under the variance model that produced the split.
+    """
+
+    shadow: int
+    ps_shots: np.ndarray
+    weights: np.ndarray
+    mse: float
+    component_mse: np.ndarray = field(repr=False)
+
+    @property
+    def ps_total(self) -> int:
+        return int(2 * self.ps_shots.sum())
+
+
+def _optimal_ps(a: np.ndarray, u: np.ndarray, budget: float) -> np.ndarray:
+    """Real ``m >= 0`` minimising ``sum_jo 1/(a_jo + m_j / u_jo)`` with ``2 sum m_j = budget``."""
+    num = a.shape[0]
+    live = np.any(u > 0, axis=1)
+    if budget <= 0 or not live.any():
+        return np.zeros(num)
+    safe_u = np.where(u > 0, u, 1.0)
+
+    def slope(m, lam):  # -d/dm of the objective per component, minus 2 lam
+        return np.sum(np.where(u > 0, (1 / safe_u) / (a + m[:, None] / safe_u) ** 2, 0), 1) - lam
+
+    def m_of(lam):
+        if a.shape[1] == 1:
+            uu, aa = u[:, 0], a[:, 0]
+            return np.where(uu > 0, np.clip(np.sqrt(uu / lam) - uu * aa, 0, None), 0.0)
+        lo, hi = np.zeros(num), np.full(num, budget / 2.0)
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            pos = slope(mid, lam) > 0
+            lo, hi = np.where(pos, mid, lo), np.where(pos, hi, mid)
+        return np.where(live, lo, 0.0)
+
+    lo, hi = -80.0, 80.0  # log10 of the multiplier 2 lambda
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if 2 * m_of(10.0**mid).sum() > budget:
+            lo = mid
+        else:
+            hi = mid
+    return m_of(10.0**hi)
+
+
+def _combined(a: np.ndarray, m: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Per-(j, o) variance of the inverse-variance combination."""
+    ps_prec = np.where(m[:, None] > 0, np.inf, 0.0)
+    prec = a + np.where(u > 0, m[:, None] / np.where(u > 0, u, 1.0), ps_prec)
+    return np.where(prec > 0, 1.0 / np.where(prec > 0, prec, 1.0), np.inf)
+
+
+def allocate(
+    v: np.ndarray,
+    u: np.ndarray,
+    total: int,
+    active: np.ndarray | None = None,
+    min_shadow: int = 1,
+    grid: int = 48,
+) -> Allocation:
+    """Split ``total`` shots between shadow snapshots and parameter-shift circuits.
+
+    Minimises the summed variance ``sum_jo 1 / (T_sh / v_jo + m_j / u_jo)`` of the
+    inverse-variance combination over ``T_sh + 2 sum_j m_j = total`` (``T_sh = 0`` or
+    ``T_sh >= min_shadow``): a convex problem, solved by water-filling in ``m`` for each
+    ``T_sh`` on a grid refined by golden-section search.
+
+    Args:
+        v: ``(M, O)`` single-snapshot shadow variances (variance at ``T`` snapshots ``= v/T``).
+        u: ``(M, O)`` single-shot parameter-shift variances (at ``m`` shots: ``u/m``).
+        total: shots to split.
+        active: components that may get parameter-shift shots (default: all with ``v > 0``).
+        min_shadow: smallest non-zero shadow budget (e.g. ``3**n`` for a complete plan).
+        grid: number of ``T_sh`` grid points.
+
+    **Example**
+
+    >>> v = np.array([[9.0], [9.0]]); u = np.array([[0.5], [0.5]])
+    >>> allocate(v, u, 1000).shadow  # parameter-shift is cheaper for both components
+    0
+    """
+    v = np.atleast_2d(np.asarray(v, dtype=float))
+    u = np.atleast_2d(np.asarray(u, dtype=float))
+    active = np.any(v > 0, axis=1) if active is None else np.asarray(active, dtype=bool)
+    u = np.where(active[:, None], u, 0.0)
+    live = active | np.any(v > 0, axis=1)
+
+    def evaluate(t: float):
+        a = np.where(v > 0, t / np.where(v > 0, v, 1.0), np.inf)
+        m = _optimal_ps(np.where(np.isinf(a), 1e300, a), u, total - t)
+        comp = _combined(a, m, u)
+        comp = np.where(live[:, None], comp, 0.0)
+        return float(np.sum(comp)), m
+
+    candidates = [0.0] if np.all(u[live] > 0) or not live.any() else []
+    lo = float(min(max(min_shadow, 1), total))
+    if lo <= total:
+        candidates += list(np.geomspace(lo, total, grid))
+    scores = [evaluate(t)[0] for t in candidates]
+    best = int(np.argmin(scores))
+    t_best = candidates[best]
+    if t_best > 0:  # golden-section refinement between the grid neighbours
+        a_, b_ = candidates[max(best - 1, 0)] or lo, candidates[min(best + 1, len(candidates) - 1)]
+        a_ = max(a_, lo)
+        g = (np.sqrt(5) - 1) / 2
+        for _ in range(30):
+            c_, d_ = b_ - g * (b_ - a_), a_ + g * (b_ - a_)
+            if evaluate(c_)[0] < evaluate(d_)[0]:
+                b_ = d_
+            else:
+                a_ = c_
+        t_ref = (a_ + b_) / 2
+        if evaluate(t_ref)[0] < scores[best]:
+            t_best = t_ref
+    return _integer_allocation(v, u, total, t_best, live, min_shadow)
+
+
+def _integer_allocation(v, u, total, t_real, live, min_shadow) -> Allocation:
+    """Round the real split to integer shots that add up to ``total`` (or one less)."""
+    a_real = np.where(v > 0, t_real / np.where(v > 0, v, 1.0), np.inf)
+    m_real = _optimal_ps(np.where(np.isinf(a_real), 1e300, a_real), u, total - t_real)
+    m = np.floor(m_real).astype(np.int64)
+    shadow = int(total - 2 * m.sum())
+    if t_real == 0 or shadow < min_shadow:
+        # no shadow part: hand the rounding remainder to the largest parameter-shift parts
+        order = np.argsort(-(m_real - m))
+        k = 0
+        while shadow >= 2 and k < len(order):
+            if m_real[order[k]] > 0:
+                m[order[k]] += 1
+                shadow -= 2
+            k += 1
+        shadow = 0
+    t = float(shadow)
+    a = np.where(v > 0, t / np.where(v > 0, v, 1.0), np.inf)
+    var_sh = np.where(a > 0, 1.0 / np.where(a > 0, a, 1.0), np.inf)
+    comp = np.where(live[:, None], _combined(a, m.astype(float), u), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weights = np.where(np.isinf(var_sh), 0.0, np.nan_to_num(comp / var_sh, nan=1.0))
+    weights = np.where(m[:, None] == 0, 1.0, weights)
+    return Allocation(shadow, m, weights, float(np.sum(comp)), comp)
+
+
+# --------------------------------------------------------------------------- planning
+@dataclass
+class BudgetPlan:
+    """Predicted per-component MSE of each strategy and the budget each needs.
+
+    Attributes:
+        shots: the gradient shot budget the prediction is for.
+        mse: strategy -> ``(M, O)`` predicted MSE per component (tape parameter) and output.
+        budget: strategy -> shots needed so that every component is within ``epsilon`` with
+            probability ``1 - delta`` (normal approximation, union bound), when ``epsilon``
+            is given.
+        allocation: the ``auto`` split at ``shots``.
+        source: what the prediction used (``"simulation"``: exact state and variances;
+            ``"pilot"``: a pilot of snapshots on the device, plug-in variances).
+        notes: caveats.
+    """
+
+    shots: int
+    mse: dict
+    budget: dict
+    allocation: Allocation
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+    def total_mse(self) -> dict:
+        """Summed predicted MSE per strategy."""
+        return {k: float(np.sum(v)) for k, v in self.mse.items()}
+
+
+@dataclass
+class VarianceModel:
+    """What an allocation needs: per-snapshot shadow and per-shot parameter-shift variances.
+
+    ``v`` is for the reference plan ``plan`` (variance at ``T`` snapshots of the default plan
+    ``~ v / T``), ``u`` per shot per shifted circuit; ``active`` marks non-zero components.
+    """
+
+    v: np.ndarray
+    u: np.ndarray
+    active: np.ndarray
+    gamma: list
+    x: np.ndarray
+    min_shadow: int
+
+
+def variance_model(
+    tape: QuantumScript,
+    circuit: RotationCircuit,
+    total: int,
+    x: np.ndarray,
+    exact_u: bool,
+    bases="auto",
+) -> VarianceModel:
+    """Shadow and parameter-shift variances of ``tape``'s gradient at budget ``total``.
+
+    ``x`` are Pauli expectations (exact or a pilot's); with ``exact_u`` the shift variances are
+    simulated exactly, otherwise ``Var_+ + Var_- ~ 2 Var(O)`` at the unshifted state (from
+    ``x``).
+    """
+    n = circuit.num_qubits
+    observables = output_observables(tape, circuit.wire_order)
+    gamma = [generator_coefficients(circuit, o) for o in observables]
+    plan = make_plan(n, max(int(total), 1), bases=bases, seed=0)
+    v = np.stack([shadow_variance(g, plan, x)[0] for g in gamma], axis=1) * plan.num_snapshots
+    active = np.any(np.stack([np.sum(g**2, 1) for g in gamma], 1) > _ZERO_TOL, axis=1)
+    if exact_u:
+        u = shift_variances(tape, circuit, observables)
+    else:
+        var_o = np.array([_variance_from_x(o, np.clip(x, -1, 1)) for o in observables])
+        scale = _param_scales(circuit)
+        u = scale[:, None] ** 2 * 2.0 * np.maximum(var_o, 1e-3)[None] / 4.0
+    complete = 3**n
+    min_shadow = complete if bases == "auto" and complete <= 729 and complete <= total else 1
+    return VarianceModel(v, u, active, gamma, np.asarray(x), min_shadow)
+
+
+def _normal_budget(per_shot: np.ndarray, epsilon: float, delta: float) -> int:
+    """Shots ``T`` with ``sqrt(c_j / T) z <= epsilon`` for all ``j`` (union bound over ``j``)."""
+    live = per_shot[per_shot > 0]
+    if live.size == 0:
+        return 0
+    z = norm.ppf(1 - delta / (2 * live.size))
+    return int(np.ceil(z**2 * live.max() / epsilon**2))
+
+
+def plan(
+    qnode,
+    *args,
+    shots: int | None = None,
+    epsilon: float | None = None,
+    delta: float = 0.05,
+    source: str = "simulation",
+    pilot: float = DEFAULT_PILOT,
+    seed=None,
+    **kwargs,
+) -> BudgetPlan:
+    """Predict each strategy's per-component MSE at a shot budget, before the real run.
+
+    Strategies: ``"shadow"`` (pure shadow, default plan), ``"parameter-shift"`` (equal shots on
+    the ``2 M'`` shifted circuits of the ``M'`` non-zero components) and ``"auto"`` (pilot, then
+    the optimal split, combined with inverse-variance weights).
+
+    Args:
+        qnode (QNode or QuantumScript): the circuit; ``args``/``kwargs`` are its arguments.
+        shots: the gradient shot budget (default: the QNode's shots).
+        epsilon, delta: when ``epsilon`` is given, also the budget each strategy needs for all
+            components within ``epsilon`` with probability ``1 - delta`` (normal approximation,
+            union bound over components).
+        source: ``"simulation"`` (exact state and variances from a classical simulation; for
+            small registers) or ``"pilot"`` (a pilot of ``pilot * shots`` snapshots on the
+            QNode's device; plug-in shadow variances, parameter-shift variances from
+            ``Var(O)`` at the unshifted state).
+        pilot: pilot fraction of ``auto`` (and of ``source="pilot"``).
+        seed: seed of the pilot's bases.
+
+    Returns:
+        BudgetPlan: per-strategy predictions; ``source`` says what they used.
+
+    **Example**
+
+    >>> import pennylane as qml
+    >>> import pennylane_shadowgrad as sg
+    >>> dev = qml.device("default.qubit")
+    >>> @qml.qnode(dev, shots=4000)
+    ... def f(x):
+    ...     qml.RX(x[0], 0)
+    ...     qml.RY(x[1], 0)
+    ...     return qml.expval(qml.Z(0))
+    >>> p = sg.plan(f, qml.numpy.array([0.3, 0.4]))
+    >>> sorted(p.mse), p.source
+    (['auto', 'parameter-shift', 'shadow'], 'simulation')
+    """
+    from .circuit import decompose_to_rotations
+
+    if isinstance(qnode, QuantumScript):
+        tape, device = qnode, None
+    else:
+        tape = qml.workflow.construct_tape(qnode, level="user")(*args, **kwargs)
+        device = qnode.device
+    total = shots if shots is not None else tape.shots.total_shots
+    if total is None:
+        raise ValueError("plan() needs a shot budget: pass shots=... or give the QNode shots.")
+    rot = decompose_to_rotations(tape)
+    if rot is not tape:
+        rot.trainable_params = qml.math.get_trainable_indices(
+            rot.get_parameters(trainable_only=False)
+        )
+    circuit = rotation_form(rot)
+    notes = []
+    if source == "simulation":
+        x = pauli_expectations(_state(rot.operations, circuit.wire_order))
+        exact = True
+    elif source == "pilot":
+        if device is None:
+            raise ValueError("source='pilot' needs a QNode (its device runs the pilot).")
+        x = _pilot_expectations(rot, circuit, device, max(int(pilot * total), 1), seed)
+        exact = False
+        notes.append(f"pilot of {max(int(pilot * total), 1)} snapshots on {device.name}")
+    else:
+        raise ValueError(f"source must be 'simulation' or 'pilot', got {source!r}.")
+    t_pilot = max(round(pilot * total), 1)
+    model = variance_model(rot, circuit, total - t_pilot, x, exact_u=exact)
+    ps_m = total / (2 * max(int(model.active.sum()), 1))
+    mse = {
+        "shadow": variance_model(rot, circuit, total, x, exact_u=False).v / total,
+        "parameter-shift": np.where(model.active[:, None], model.u / ps_m, 0.0),
+    }
+    alloc = allocate(model.v, model.u, total - t_pilot, model.active, model.min_shadow)
+    mse["auto"] = _auto_component_mse(rot, circuit, model, alloc)
+    budget = {}
+    if epsilon is not None:
+        budget = {
+            k: _normal_budget(np.sum(val, 1) * total, epsilon, delta) for k, val in mse.items()
+        }
+    notes.append(
+        "auto: the split is predicted from this model; a real run re-derives it from its own "
+        "pilot, so its MSE fluctuates around the prediction"
+    )
+    return BudgetPlan(int(total), mse, budget, alloc, source, notes)
+
+
+def _auto_component_mse(rot, circuit, model: VarianceModel, alloc: Allocation) -> np.ndarray:
+    """Per-component variance of the combination at the integer split (actual shadow plan)."""
+    if alloc.shadow > 0:
+        plan_ = make_plan(circuit.num_qubits, alloc.shadow, bases="auto", seed=0)
+        var_sh = np.stack([shadow_variance(g, plan_, model.x)[0] for g in model.gamma], 1)
+    else:
+        var_sh = np.full(model.v.shape, np.inf)
+    m = alloc.ps_shots[:, None].astype(float)
+    var_ps = np.where(m > 0, model.u / np.where(m > 0, m, 1.0), np.inf)
+    w = alloc.weights
+    out = np.where(w > 0, w**2 * np.nan_to_num(var_sh, posinf=0.0), 0.0)
+    out = out + np.where(w < 1, (1 - w) ** 2 * np.nan_to_num(var_ps, posinf=0.0), 0.0)
+    return np.where(model.active[:, None], out, 0.0)
+
+
+def _pilot_expectations(rot, circuit, device, snapshots: int, seed) -> np.ndarray:
+    """Pooled Pauli estimates of a pilot run of ``snapshots`` snapshots on ``device``."""
+    from .estimators.shadow import ShadowSums
+    from .snapshots import decode, snapshot_tapes
+
+    plan_ = make_plan(circuit.num_qubits, snapshots, bases="auto", groups=2, seed=seed)
+    tapes = snapshot_tapes(QuantumScript(rot.operations, []), plan_, circuit.wire_order)
+    res = qml.execute(tapes, device, diff_method=None)
+    return ShadowSums(plan_, decode(res, plan_)).pooled().reshape(-1)

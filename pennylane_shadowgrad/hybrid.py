@@ -1,0 +1,317 @@
+"""The two-stage hybrid gradient: a shadow pilot, then snapshots and parameter-shift circuits.
+
+Stage 1 (the transform's own tapes) is a pilot of ``pilot * T`` snapshots. Its Pauli estimates
+give plug-in variances of every component for both estimators; :func:`~.budget.allocate` splits
+the remaining shots between a main shadow plan and parameter-shift circuits for the components
+where the shadow is too noisy; stage 2 runs them on the device and each component is the
+inverse-variance combination of its two unbiased estimates. The pilot is never part of the
+estimate and the weights come from the pilot only, so the combination is unbiased.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pennylane as qml
+from pennylane.measurements import ProbabilityMP
+from pennylane.tape import QuantumScript
+
+from .budget import (
+    _ZERO_TOL,
+    Allocation,
+    _param_scales,
+    _variance_from_x,
+    allocate,
+    generator_coefficients,
+    output_observables,
+    shadow_variance,
+    shifted_tape,
+)
+from .circuit import RotationCircuit
+from .estimators.shadow import ShadowSums
+from .snapshots import SnapshotPlan, decode, make_plan, snapshot_tapes
+
+#: Random plans are evaluated on at most this many of their (i.i.d.) bases when predicting
+#: variances (an unbiased estimate of the average; the full plan is used for the estimate).
+_VARIANCE_BASES = 128
+
+
+@dataclass
+class HybridResult:
+    """Stage-2 outcome: per-measurement Jacobians, their predicted variances and the split."""
+
+    jacobian: list
+    variance: list
+    allocation: Allocation
+    plan: SnapshotPlan | None
+    circuits: int
+    shots: int
+    notes: list[str] = field(default_factory=list)
+
+
+def pilot_size(total: int, pilot: float) -> int:
+    """Pilot snapshots for a budget of ``total`` shots: ``round(pilot * total)``, at least 1."""
+    return int(min(max(round(pilot * total), 1), max(total - 1, 1)))
+
+
+def _outputs(tape: QuantumScript) -> list[tuple[int, int | None]]:
+    """``(measurement, entry)`` of every scalar output (entry ``None`` for an expval)."""
+    out = []
+    for m_idx, m in enumerate(tape.measurements):
+        if isinstance(m, ProbabilityMP):
+            out += [(m_idx, e) for e in range(2 ** len(m.wires))]
+        else:
+            out.append((m_idx, None))
+    return out
+
+
+def plug_in_shift_variance(circuit: RotationCircuit, observables, x: np.ndarray) -> np.ndarray:
+    """Per-shot parameter-shift variance from Pauli estimates ``x`` at the unshifted state.
+
+    ``scale^2 (Var_+ + Var_-) / 4`` with ``Var_+ + Var_- ~ 2 Var(O)`` (floored at ``1e-3``):
+    the shifted states are not measured by the pilot.
+    """
+    xs = np.clip(x, -1.0, 1.0)
+    var_o = np.array([_variance_from_x(o, xs) for o in observables])
+    scale = _param_scales(circuit)
+    return scale[:, None] ** 2 * np.maximum(var_o, 1e-3)[None] / 2.0
+
+
+def run_hybrid(
+    tape: QuantumScript,
+    circuit: RotationCircuit,
+    pilot_plan: SnapshotPlan,
+    pilot_outcomes: list,
+    remaining: int,
+    device,
+    chosen,
+    rng: np.random.Generator,
+    estimate_shadow,
+    groups: int,
+    gamma: list | None = None,
+) -> HybridResult:
+    """Stage 2: allocate ``remaining`` shots from the pilot, execute, combine.
+
+    Args:
+        tape: the decomposed tape (expval / probs measurements only).
+        circuit: its rotation form.
+        pilot_plan, pilot_outcomes: the stage-1 plan and decoded samples.
+        remaining: shots for stage 2.
+        device: where stage 2 runs (``qml.execute``).
+        chosen: trainable parameter indices to differentiate.
+        rng: source of the main plan's random bases.
+        estimate_shadow: ``(plan, outcomes) -> list of per-measurement Jacobians``.
+        groups: replicate groups of the main plan.
+        gamma: precomputed :func:`~.budget.generator_coefficients` per output (optional).
+    """
+    n = circuit.num_qubits
+    x = ShadowSums(pilot_plan, pilot_outcomes).pooled().reshape(-1)
+    observables = output_observables(tape, circuit.wire_order)
+    if gamma is None:
+        gamma = [generator_coefficients(circuit, o) for o in observables]
+    chosen_mask = np.zeros(circuit.num_params, dtype=bool)
+    chosen_mask[list(chosen)] = True
+    nonzero = np.any(np.stack([np.sum(g**2, 1) for g in gamma], 1) > _ZERO_TOL, axis=1)
+    active = nonzero & chosen_mask
+    ref = make_plan(n, max(remaining, 1), bases="auto", seed=rng)
+    v = np.stack([shadow_variance(g, ref, x, max_bases=_VARIANCE_BASES)[0] for g in gamma], 1)
+    v = v * ref.num_snapshots
+    v[~chosen_mask] = 0.0
+    u = plug_in_shift_variance(circuit, observables, x)
+    complete = 3**n
+    min_shadow = complete if complete <= min(remaining, 729) else 1
+    alloc = allocate(v, u, remaining, active, min_shadow)
+
+    tapes, main_plan = [], None
+    if alloc.shadow > 0:
+        main_plan = make_plan(n, alloc.shadow, bases="auto", groups=groups, seed=rng)
+        tapes += snapshot_tapes(QuantumScript(tape.operations, []), main_plan, circuit.wire_order)
+    num_snapshot_tapes = len(tapes)
+    scale = _param_scales(circuit)
+    params = tape.get_parameters(trainable_only=True)
+    shifted = np.flatnonzero(alloc.ps_shots > 0)
+    for j in shifted:
+        for sign in (1.0, -1.0):
+            t = shifted_tape(tape, int(j), sign, scale[j], params)
+            tapes.append(t.copy(shots=int(alloc.ps_shots[j])))
+    # numeric parameters and no ML interface: stage 2 runs inside PennyLane's backward pass
+    # (autograd, torch) or a host callback (jax.jit), never on traced values
+    tapes = [qml.transforms.convert_to_numpy_parameters(t)[0][0] for t in tapes]
+    results = qml.execute(tapes, device, diff_method=None, interface="numpy") if tapes else []
+
+    outputs = _outputs(tape)
+    num_out = len(outputs)
+    shadow_est = np.zeros((circuit.num_params, num_out))
+    var_sh = np.full((circuit.num_params, num_out), np.inf)
+    if main_plan is not None:
+        jacs = estimate_shadow(main_plan, decode(results[:num_snapshot_tapes], main_plan))
+        shadow_est = np.stack([_entry(jacs[m], e) for m, e in outputs], axis=1)
+        var_sh = np.stack(
+            [shadow_variance(g, main_plan, x, max_bases=_VARIANCE_BASES)[0] for g in gamma], 1
+        )
+    ps_est = np.zeros((circuit.num_params, num_out))
+    var_ps = np.full((circuit.num_params, num_out), np.inf)
+    for k, j in enumerate(shifted):
+        plus, minus = results[num_snapshot_tapes + 2 * k], results[num_snapshot_tapes + 2 * k + 1]
+        plus = plus if len(tape.measurements) > 1 else (plus,)
+        minus = minus if len(tape.measurements) > 1 else (minus,)
+        for o, (m, e) in enumerate(outputs):
+            diff = np.asarray(plus[m]) - np.asarray(minus[m])
+            ps_est[j, o] = scale[j] * (diff if e is None else diff[e]) / 2.0
+        var_ps[j] = u[j] / alloc.ps_shots[j]
+    # inverse-variance weights from the pilot only; a missing estimator has weight 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.where(np.isinf(var_ps), 1.0, np.where(np.isinf(var_sh), 0.0, 0.0))
+        both = ~np.isinf(var_ps) & ~np.isinf(var_sh)
+        w = np.where(both, var_ps / (var_sh + var_ps), w)
+        w = np.nan_to_num(w, nan=0.5)
+    est = w * shadow_est + (1 - w) * ps_est
+    var = w**2 * np.nan_to_num(var_sh, posinf=0.0) + (1 - w) ** 2 * np.nan_to_num(
+        var_ps, posinf=0.0
+    )
+    est[~active] = np.where(chosen_mask[~active, None], shadow_est[~active], 0.0)
+    est[~chosen_mask] = 0.0
+    var[~active] = 0.0
+    jac_out, var_out = [], []
+    for m_idx in range(len(tape.measurements)):
+        cols = [o for o, (m, _) in enumerate(outputs) if m == m_idx]
+        is_probs = outputs[cols[0]][1] is not None
+        jac_out.append(est[:, cols] if is_probs else est[:, cols[0]])
+        var_out.append(var[:, cols] if is_probs else var[:, cols[0]])
+    notes = []
+    if alloc.shadow > 0 and len(shifted):
+        notes.append(
+            "combined estimator: on a noisy device the shadow part estimates "
+            "Tr(rho_noisy G_j^ideal) and the parameter-shift part the noisy cost's gradient; "
+            "they agree only for noiseless circuits (DESIGN.md §3)"
+        )
+    shots = alloc.shadow + alloc.ps_total
+    return HybridResult(jac_out, var_out, alloc, main_plan, len(tapes), shots, notes)
+
+
+def _entry(jac: np.ndarray, e: int | None) -> np.ndarray:
+    return jac if e is None else jac[:, e]
+
+
+def resolve_strategy(strategy, device, tape: QuantumScript, terms: dict) -> tuple[str, str]:
+    """``(strategy that runs, why)``: ``None`` means ``"auto"`` with a device, else ``"pure"``."""
+    from pennylane.measurements import ExpectationMP
+
+    if strategy not in (None, "auto", "pure"):
+        raise ValueError(f"strategy must be None, 'auto' or 'pure', got {strategy!r}.")
+    if strategy == "pure":
+        return "pure", "requested"
+    if device is None:
+        if strategy == "auto":
+            raise ValueError(
+                "strategy='auto' runs a second stage on the device, but no device was given: "
+                "pass gradient_kwargs={'device': dev} (a QNode with diff_method='shadow' "
+                "passes its own device)."
+            )
+        return "pure", "default without a device (direct shadow_grad(tape) call)"
+    if not all(isinstance(m, ExpectationMP | ProbabilityMP) for m in tape.measurements):
+        return "pure", "the hybrid supports expval and probs only (a var measurement is present)"
+    if terms:
+        return "pure", "trainable observable coefficients are estimated from snapshots only"
+    if tape.batch_size is not None:
+        return "pure", "broadcast tape given directly (QNodes split it first)"
+    reason = "requested" if strategy == "auto" else "default with a device"
+    return "auto", reason
+
+
+def hybrid_gradient(
+    tape: QuantumScript,
+    circuit: RotationCircuit,
+    budgets: list[int],
+    chosen,
+    device,
+    pilot: float,
+    groups: int,
+    rng: np.random.Generator,
+    reason: str,
+):
+    """Stage-1 tapes (pilots, one per budget) and the processing function running stage 2."""
+    import time
+
+    from .resources import _publish, is_recording
+    from .shadow_gradient import _estimate_one, _format
+
+    if not 0 < pilot < 1:
+        raise ValueError(f"'pilot' must be a fraction in (0, 1), got {pilot!r}.")
+    pilots = [make_plan(circuit.num_qubits, pilot_size(t, pilot), seed=rng) for t in budgets]
+    ops_only = QuantumScript(tape.operations, [])
+    batches = [snapshot_tapes(ops_only, p, circuit.wire_order) for p in pilots]
+    all_tapes = [t for batch in batches for t in batch]
+
+    def estimate(plan, outcomes):
+        return _estimate_one(tape, circuit, plan, outcomes, {}, False)[0]
+
+    def processing_fn(results):
+        out, offset = [], 0
+        for total, p_plan, batch in zip(budgets, pilots, batches):
+            start = time.perf_counter()
+            outcomes = decode(results[offset : offset + len(batch)], p_plan)
+            offset += len(batch)
+            res = run_hybrid(
+                tape,
+                circuit,
+                p_plan,
+                outcomes,
+                total - p_plan.num_snapshots,
+                device,
+                chosen,
+                rng,
+                estimate,
+                groups,
+            )
+            if is_recording():
+                _publish(_hybrid_record(res, p_plan, circuit, reason, time.perf_counter() - start))
+            out.append(_format(res.jacobian, len(tape.trainable_params)))
+        return tuple(out) if tape.shots.has_partitioned_shots else out[0]
+
+    return all_tapes, processing_fn
+
+
+def _hybrid_record(res: HybridResult, p_plan: SnapshotPlan, circuit, reason: str, seconds):
+    from .resources import GradientRecord
+
+    alloc = res.allocation
+    split = {
+        "pilot_snapshots": p_plan.num_snapshots,
+        "shadow_snapshots": alloc.shadow,
+        "parameter_shift_shots": alloc.ps_total,
+        "parameter_shift_components": [int(j) for j in np.flatnonzero(alloc.ps_shots > 0)],
+        "shots_per_shifted_circuit": alloc.ps_shots.tolist(),
+        "shadow_weight": alloc.weights.tolist(),
+        "predicted_mse": alloc.mse,
+    }
+    total = p_plan.num_snapshots + res.shots
+    plan_text = (
+        "none"
+        if res.plan is None
+        else (
+            ("all 3**n bases" if not res.plan.random else "random bases")
+            + f", {res.plan.num_bases} bases"
+        )
+    )
+    rec = GradientRecord(
+        method="shadow",
+        jacobian=res.jacobian,
+        stderr=[np.sqrt(v) for v in res.variance],
+        snapshots=total,
+        circuits=p_plan.num_bases + res.circuits,
+        plan=f"auto: pilot {p_plan.num_snapshots} snapshots, shadow plan {plan_text}, "
+        f"{alloc.ps_total} parameter-shift shots on {int(np.sum(alloc.ps_shots > 0))} components",
+        engine="dense",
+        num_qubits=circuit.num_qubits,
+        num_params=circuit.num_params,
+        postprocessing_seconds=seconds,
+        groups=res.plan.groups if res.plan is not None else 0,
+        notes=[f"strategy='auto' ({reason})", *res.notes],
+        variance=res.variance,
+        shot_variance=[v * max(total, 1) for v in res.variance],
+        strategy="auto",
+        split=split,
+    )
+    return rec
