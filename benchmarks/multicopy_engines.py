@@ -1,0 +1,110 @@
+"""Exact against statistical engine on small circuits and small batches (issue 4 validation).
+
+For each circuit, the same protocol runs with ``engine="exact"`` (Lüders threshold instruments
+on the joint state of ``b`` copies) and ``engine="statistical"`` (binomial law on undisturbed
+copies plus a damage bound). Printed: the largest gap between the exact firing probability and
+the undisturbed (binomial) one, for the first check of a batch (must be ~0) and for later checks
+(the disturbance the statistical engine idealises away), the final error distributions, and how
+often the statistical report flags its idealisation.
+
+    python benchmarks/multicopy_engines.py [runs]
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pennylane as qml
+
+import pennylane_shadowgrad as sg
+
+
+def _tape(ops, obs):
+    tape = qml.tape.QuantumScript(ops, [qml.expval(obs)])
+    tape.trainable_params = list(range(sum(op.num_params for op in ops)))
+    return tape
+
+
+def circuits():
+    a = qml.numpy.array
+    return {
+        "1q RY-RZ-RY, <Z>, single, b=16": (
+            _tape([qml.RY(a(0.9), 0), qml.RZ(a(0.4), 0), qml.RY(a(-0.7), 0)], qml.Z(0)),
+            "single",
+            16,
+        ),
+        "2q layered, <Z0 Z1>, single, b=8": (
+            _tape(
+                [
+                    qml.RY(a(0.8), 0),
+                    qml.RY(a(1.9), 1),
+                    qml.CNOT([0, 1]),
+                    qml.RZ(a(0.3), 1),
+                    qml.RY(a(-0.5), 0),
+                ],
+                qml.Z(0) @ qml.Z(1),
+            ),
+            "single",
+            8,
+        ),
+        "1q fidelity |0><0|, two-register, b=8": (
+            _tape(
+                [qml.RY(a(1.2), 0), qml.RZ(a(0.5), 0), qml.RX(a(0.4), 0)],
+                qml.Projector([0], wires=0),
+            ),
+            "two",
+            8,
+        ),
+    }
+
+
+def compare(runs: int = 40, epsilon: float = 0.5) -> None:
+    dev = qml.device("default.qubit")
+    for name, (tape, register, b) in circuits().items():
+        ps_t, ps_fn = qml.gradients.param_shift(tape)
+        exact = np.array(ps_fn(qml.execute(ps_t, dev)), dtype=float)
+        out = {}
+        for engine in ("exact", "statistical"):
+            errors, first, later, flagged = [], 0.0, 0.0, 0
+            for seed in range(runs):
+                with sg.record() as rec:
+                    tapes, fn = sg.gentle_multicopy_grad(
+                        tape,
+                        epsilon=epsilon,
+                        register=register,
+                        engine=engine,
+                        batch_size=b,
+                        seed=seed,
+                        max_rounds=30,
+                    )
+                    est = np.array(fn(qml.execute(tapes, dev)), dtype=float)
+                rep = rec[0].report
+                errors.append(np.max(np.abs(est - exact)))
+                if engine == "exact":
+                    first = max(first, rep["engine_report"]["first_check_gap"])
+                    later = max(later, rep["engine_report"]["later_check_gap"])
+                else:
+                    flagged += bool(rep["failure_bound_exceeds_delta"])
+            out[engine] = (np.array(errors), first, later, flagged)
+        e_ex, first, later, _ = out["exact"]
+        e_st, *_, flagged = out["statistical"]
+        q = [0.5, 0.9, 1.0]
+        print(f"{name}:")
+        print(
+            f"  firing probability, exact - binomial: first check of a batch {first:.2e}, "
+            f"later checks up to {later:.3f}"
+        )
+        print(
+            f"  max error quantiles (50/90/100%): exact {np.quantile(e_ex, q).round(3)}, "
+            f"statistical {np.quantile(e_st, q).round(3)}; P(err > eps={epsilon}): exact "
+            f"{np.mean(e_ex > epsilon):.2f}, statistical {np.mean(e_st > epsilon):.2f}"
+        )
+        print(
+            f"  statistical report flags its idealisation (failure bound > delta) in "
+            f"{flagged}/{runs} runs"
+        )
+
+
+if __name__ == "__main__":
+    compare(int(sys.argv[1]) if len(sys.argv) > 1 else 40)

@@ -1,0 +1,155 @@
+"""Guarantees of the gentle-multicopy pieces: threshold search, learner, protocol, engines."""
+
+import numpy as np
+import pytest
+
+from pennylane_shadowgrad.multicopy import learner as mmw
+from pennylane_shadowgrad.multicopy.engines import ExactEngine, ideal_fire_probability
+from pennylane_shadowgrad.multicopy.sweep import protocol_constants, run_protocol
+from pennylane_shadowgrad.multicopy.threshold_search import (
+    THRESHOLD_HIGH,
+    THRESHOLD_LOW,
+    batch_size,
+    draw_thresholds,
+    threshold_search,
+)
+
+
+@pytest.mark.parametrize("eps,delta,k", [(0.1, 0.05, 100), (0.25, 0.01, 3000)])
+def test_threshold_check_outside_gap_band(eps, delta, k):
+    """With b = batch_size, every check errs with probability <= delta / K outside the band."""
+    b = batch_size(eps, delta, k)
+    for p in (0.1, 0.5, 0.85):
+        for theta in (THRESHOLD_LOW * eps, THRESHOLD_HIGH * eps):
+            for e in (p + 1.001 * eps, p - 1.001 * eps):  # violated: must fire
+                if 0 <= e <= 1:
+                    assert 1 - ideal_fire_probability(b, e, p, theta) <= delta / k
+            for e in (p + eps / 4, p - eps / 4, p):  # inside eps/4: must stay silent
+                assert ideal_fire_probability(b, e, p, theta) <= delta / k
+
+
+def test_threshold_search_finds_violation_or_certifies():
+    """Monte Carlo on the binomial law: P(wrong outcome) <= delta over 2000 searches."""
+    rng = np.random.default_rng(0)
+    eps, delta, m = 0.2, 0.1, 20
+    b = batch_size(eps, delta, m)
+    wrong = 0
+    for trial in range(2000):
+        p = rng.uniform(0.2, 0.8, m)
+        e = p + rng.uniform(-eps / 4, eps / 4, m)
+        bad = trial % 2 == 0
+        if bad:
+            j = int(rng.integers(m))
+            e[j] = p[j] + 1.1 * eps * rng.choice([-1, 1])
+        e = np.clip(e, 0, 1)
+
+        def check(j, pj, theta, e=e):
+            return abs(rng.binomial(b, e[j]) / b - pj) > theta
+
+        res = threshold_search(range(m), p, draw_thresholds(rng, eps, m), check)
+        violated = np.abs(e - p) > eps
+        if res.fired is None:
+            wrong += bool(violated.any())
+        else:
+            wrong += abs(e[res.fired] - p[res.fired]) <= eps / 4
+    # Binomial(2000, 0.1) exceeds 240 with probability < 1e-3.
+    assert wrong <= 240
+
+
+def _random_state(rng, n):
+    v = rng.normal(size=2**n) + 1j * rng.normal(size=2**n)
+    v /= np.linalg.norm(v)
+    return np.outer(v, v.conj())
+
+
+@pytest.mark.parametrize("n,seed", [(1, 0), (2, 1), (3, 2)])
+def test_learner_mistake_bound_adversarial(n, seed):
+    """Adversary: the effect that separates sigma from rho most, feedback pushed by eps_b."""
+    rng = np.random.default_rng(seed)
+    rho = _random_state(rng, n)
+    tau, eps_b = 0.2, 0.05
+    state = mmw.init_learner(n, tau, eps_b)
+    bound = mmw.mistake_bound(n, tau - eps_b)
+    for _ in range(10 * bound + 50):
+        sigma = mmw.hypothesis(state)
+        evals, evecs = np.linalg.eigh(sigma - rho)
+        # projector on the positive (or negative) part: maximises |Tr(E (sigma - rho))|
+        sign = rng.choice([-1, 1])
+        keep = evals * sign > 0
+        effect = evecs[:, keep] @ evecs[:, keep].conj().T
+        e = float(np.real(np.trace(effect @ rho)))
+        feedback = e + eps_b * rng.choice([-1, 1])
+        state, _ = mmw.update(state, effect, feedback)
+        assert state.updates <= bound
+    sigma = mmw.hypothesis(state)
+    assert abs(np.trace(sigma) - 1) < 1e-12
+
+
+class MockEngine:
+    """Answers from a fixed table and records every question: no state involved."""
+
+    def __init__(self, expectations, rng):
+        self.e, self.rng, self.log = np.asarray(expectations), rng, []
+
+    def new_batch(self, size):
+        self.log.append(("batch", size))
+
+    def check(self, j, prediction, threshold):
+        self.log.append(("check", j))
+        return abs(self.e[j] - prediction) > threshold
+
+    def estimate(self, j, copies):
+        self.log.append(("estimate", j, copies))
+        return round(self.e[j] * copies)
+
+    def report(self):
+        return {}
+
+
+def test_protocol_learns_from_outcomes_only():
+    """The protocol reaches a certified hypothesis using only the mock's answers."""
+    rng = np.random.default_rng(3)
+    n = 2
+    rho = _random_state(rng, n)
+    gens = []
+    for _ in range(6):
+        h = rng.normal(size=(4, 4)) + 1j * rng.normal(size=(4, 4))
+        h = h + h.conj().T
+        gens.append(h / np.abs(np.linalg.eigvalsh(h)).max())
+    scale = 1.0
+    truth = np.array([np.trace(g @ rho).real for g in gens])
+    const = protocol_constants(n, len(gens), 0.1, 0.05)
+    engine = MockEngine(0.5 * (1 + truth / scale), rng)
+    result = run_protocol(
+        n,
+        len(gens),
+        scale,
+        lambda s: np.array([np.trace(g @ s).real for g in gens]),
+        lambda j: 0.5 * (np.eye(4) + gens[j] / scale),
+        engine,
+        const,
+        rng,
+    )
+    assert result.certified
+    # noiseless answers: certified means every |p - e| <= 3 eps / 4 on the effects
+    assert np.max(np.abs(result.values - truth)) <= 2 * scale * 0.75 * 0.1 + 1e-12
+    assert engine.log[0] == ("batch", const.batch)
+    assert result.updates <= result.mistake_bound
+    checks = [entry[1] for entry in engine.log if entry[0] == "check"]
+    assert len(checks) == result.checks
+    assert sum(1 for entry in engine.log if entry[0] == "batch") == result.rounds
+
+
+def test_exact_engine_first_check_is_binomial_and_later_disturbed():
+    rng = np.random.default_rng(5)
+    psi = np.array([np.cos(0.4), np.sin(0.4)], dtype=complex)
+    x = np.array([[0, 1], [1, 0]], dtype=complex)
+    z = np.diag([1.0, -1.0]).astype(complex)
+    effects = {0: 0.5 * (np.eye(2) + z), 1: 0.5 * (np.eye(2) + x)}
+    engine = ExactEngine(psi, effects.__getitem__, rng)
+    engine.new_batch(10)
+    engine.check(0, 0.5, 0.3)
+    exact0, ideal0 = engine.fire_probabilities[0][2], engine.ideal_fire_probabilities[0][2]
+    assert abs(exact0 - ideal0) < 1e-12
+    engine.check(1, 0.8, 0.2)
+    assert engine.report()["first_check_gap"] < 1e-12
