@@ -9,6 +9,7 @@ from .registration import check_pennylane_version as _check_pennylane_version
 _check_pennylane_version()
 
 from . import registration  # noqa: E402
+from .budget import plan  # noqa: E402
 from .resources import GradientRecord, record  # noqa: E402
 from .shadow_gradient import shadow_grad  # noqa: E402
 
@@ -20,6 +21,7 @@ __all__ = [
     "GradientRecord",
     "__version__",
     "gentle_multicopy_grad",
+    "plan",
     "record",
     "registration",
     "shadow_grad",

@@ -1,0 +1,238 @@
+"""Expected gradient MSE of ``strategy="auto"`` against pure shadow and parameter-shift.
+
+For every circuit of the ``shadow_vs_shift.py`` families (ring circuits with ``Z(0)``, wide
+shallow brickwork with ``Z(n//2)``, a TFIM Hamiltonian on the ring ansatz), PennyLane's
+``param_shift`` with ``--shots-per-tape`` shots per tape fixes the budget ``T`` (the shots of
+the tapes it really generates, light cone skipped). At that equal budget, EXACT expected
+MSEs (summed over components) from the known state (n <= 6):
+
+- parameter-shift: ``sum_t ||d grad / d r_t||^2 Var_t(O) / s`` over PennyLane's tapes;
+- pure shadow (default plan): ``sum_j sum_b S_b Var_b(w_jb)`` (budget.shadow_variance);
+- auto: the pilot is sampled (``--seeds`` pilot seeds, from the exact outcome law of each
+  basis, which is what a seeded simulator samples); for each pilot the split and weights are
+  what ``shadow_grad`` computes (``hybrid.prepare_stage2``), and the conditional MSE
+  ``sum_j w_j^2 Var_sh,j + (1 - w_j)^2 u_j / m_j`` is exact given the pilot; averaged over
+  pilots. Its shots: pilot + shadow + 2 sum m_j = T.
+
+Also printed: ``plan()``'s predicted per-component MSE against the exact expected one
+(min/max ratio over components, per strategy), and a measured check of ``plan()`` against
+repeated device runs of ``shadow_grad`` on one case.
+
+    python benchmarks/hybrid_allocation.py            # full table (< 10 min on 2 cores)
+    python benchmarks/hybrid_allocation.py --quick    # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import pennylane as qml
+from pennylane.tape import QuantumScript
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from shadow_vs_shift import brick_ops, hamiltonian, ring_ops
+
+from pennylane_shadowgrad import budget, hybrid, shadow_grad
+from pennylane_shadowgrad.circuit import decompose_to_rotations, rotation_form
+from pennylane_shadowgrad.estimators.shadow import ShadowSums
+from pennylane_shadowgrad.snapshots import make_plan
+
+
+def exact_ps_mse(tape: QuantumScript, s_tape: int) -> tuple[float, int]:
+    """Exact expected MSE of PennyLane's param_shift and its total shots."""
+    ps_tapes, fn = qml.gradients.param_shift(tape)
+    dev = qml.device("default.qubit", wires=tape.wires)
+    obs = tape.measurements[0].obs
+    var_tapes = [QuantumScript(t.operations, [qml.var(obs)]) for t in ps_tapes]
+    variances = np.asarray(qml.execute(var_tapes, dev, diff_method=None), dtype=float)
+    total = 0.0
+    for t in range(len(ps_tapes)):
+        unit = [0.0] * len(ps_tapes)
+        unit[t] = 1.0
+        total += np.sum(np.asarray(fn(unit), dtype=float) ** 2) * variances[t] / s_tape
+    return float(total), s_tape * len(ps_tapes)
+
+
+def sample_outcomes(plan, x, rng) -> list[np.ndarray]:
+    """Outcomes of every basis drawn from the exact law (what a seeded simulator does)."""
+    probs = budget.basis_probabilities(plan, x)
+    out = []
+    for p, shots in zip(probs, plan.shots):
+        out.append(rng.choice(len(p), size=int(shots), p=p))
+    return out
+
+
+def case(tape: QuantumScript, s_tape: int, seeds: int, pilot: float, seed: int) -> dict:
+    """Exact expected MSE of the three strategies on one circuit."""
+    rot = decompose_to_rotations(tape)  # ring / brick circuits need no decomposition
+    circuit = rotation_form(rot)
+    n = circuit.num_qubits
+    mse_ps, total = exact_ps_mse(tape, s_tape)
+    x = budget.pauli_expectations(budget._state(rot.operations, circuit.wire_order))
+    observables = budget.output_observables(rot, circuit.wire_order)
+    gamma = [budget.generator_coefficients(circuit, o) for o in observables]
+    pure_plan = make_plan(n, total, seed=seed)
+    mse_sh = float(sum(budget.shadow_variance(g, pure_plan, x)[0].sum() for g in gamma))
+    u = budget.shift_variances(rot, circuit, observables)
+    rng = np.random.default_rng(seed)
+    mses, splits = [], []
+    t_pilot = hybrid.pilot_size(total, pilot)
+    for _ in range(seeds):
+        p_plan = hybrid.pilot_plan(n, t_pilot, rng)
+        sums = ShadowSums(p_plan, sample_outcomes(p_plan, x, rng))
+        x_pilot = sums.pooled().reshape(-1)
+        x_loo = sums.leave_one_out().reshape(p_plan.groups, -1)
+        st = hybrid.prepare_stage2(
+            rot,
+            circuit,
+            x_pilot,
+            total - t_pilot,
+            range(circuit.num_params),
+            rng,
+            20,
+            gamma,
+            x_loo,
+        )
+        var_sh = np.zeros_like(st.weights)
+        if st.plan is not None:
+            var_sh = np.stack([budget.shadow_variance(g, st.plan, x)[0] for g in gamma], 1)
+        m = st.allocation.ps_shots[:, None].astype(float)
+        var_ps = np.where(m > 0, u / np.where(m > 0, m, 1.0), 0.0)
+        w = st.weights
+        mses.append(float(np.sum(w**2 * var_sh + (1 - w) ** 2 * var_ps)))
+        used = t_pilot + st.allocation.shadow + st.allocation.ps_total
+        assert used <= total, (used, total)
+        splits.append((st.allocation.shadow, st.allocation.ps_total))
+    return {
+        "n": n,
+        "M": circuit.num_params,
+        "T": total,
+        "ps": mse_ps,
+        "shadow": mse_sh,
+        "auto": float(np.mean(mses)),
+        "auto_se": float(np.std(mses) / np.sqrt(len(mses))),
+        "split": np.mean(splits, axis=0),
+        "pilot": t_pilot,
+        "tape": tape,
+        "exact_components": (gamma, x, u),
+    }
+
+
+def plan_ratios(row: dict, pilot: float) -> dict:
+    """plan(..., source='simulation') predicted per-component MSE / exact expected."""
+    tape = row["tape"]
+    p = budget.plan(tape, shots=row["T"], pilot=pilot)
+    gamma, x, u = row["exact_components"]
+    n = len(tape.wires)
+    exact_sh = budget.shadow_variance(gamma[0], make_plan(n, row["T"], seed=0), x)[0]
+    ps_tapes = qml.gradients.param_shift(tape)[0]
+    active = p.mse["parameter-shift"][:, 0] > 0
+    exact_ps = np.where(active, u[:, 0] / (row["T"] / (2 * max(active.sum(), 1))), 0.0)
+    out = {}
+    for name, exact in (("shadow", exact_sh), ("parameter-shift", exact_ps)):
+        pred = p.mse[name][:, 0]
+        live = exact > 1e-15
+        r = pred[live] / exact[live]
+        out[name] = (r.min(), r.max()) if r.size else (1.0, 1.0)
+    out["auto_total"] = p.total_mse()["auto"] / row["auto"]
+    out["ps_tapes"] = len(ps_tapes)
+    return out
+
+
+def measured_plan_check(reps: int, seed: int) -> None:
+    """plan() against the per-component MSE of repeated shadow_grad runs on a device."""
+    rng = np.random.default_rng(seed)
+    n, layers = 3, 4
+    params = rng.uniform(0, 2 * np.pi, 2 * n * layers)
+    tape = QuantumScript(ring_ops(n, layers, params), [qml.expval(qml.Z(0))], shots=2000)
+    exact = np.asarray(
+        qml.gradients.param_shift(QuantumScript(tape.operations, tape.measurements))[1](
+            qml.execute(
+                qml.gradients.param_shift(QuantumScript(tape.operations, tape.measurements))[0],
+                qml.device("default.qubit"),
+                diff_method=None,
+            )
+        )
+    ).reshape(-1)
+    p = budget.plan(tape, shots=2000)
+    dev = qml.device("default.qubit", seed=seed)
+    for strategy in ("pure", "auto"):
+        errs = []
+        for _ in range(reps):
+            kw = {"device": dev} if strategy == "auto" else {}
+            t, fn = shadow_grad(tape, strategy=strategy, seed=int(rng.integers(2**31)), **kw)
+            g = np.asarray(fn(qml.execute(t, dev, diff_method=None)), dtype=float).reshape(-1)
+            errs.append((g - exact) ** 2)
+        measured = np.mean(errs, axis=0)
+        pred = p.mse["shadow" if strategy == "pure" else "auto"][:, 0]
+        live = measured > 1e-12
+        r = pred[live] / measured[live]
+        print(
+            f"plan() measured check, ring n={n} L={layers} M={len(params)} T=2000, "
+            f"strategy={strategy}, R={reps}: predicted/measured per component "
+            f"min {r.min():.2f} median {np.median(r):.2f} max {r.max():.2f}; "
+            f"total {pred.sum() / measured.sum():.2f}"
+        )
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seeds", type=int, default=50, help="pilot seeds per case")
+    parser.add_argument("--pilot", type=float, default=budget.DEFAULT_PILOT)
+    parser.add_argument("--shots-per-tape", type=int, default=100)
+    parser.add_argument("--plan-reps", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=2024)
+    args = parser.parse_args(argv)
+    if args.quick:
+        cases = [("a", 2, 6), ("a", 3, 4), ("b", 6, 1), ("c", 4, 3)]
+        args.seeds, args.plan_reps = min(args.seeds, 10), min(args.plan_reps, 30)
+    else:
+        cases = [("a", 2, 6), ("a", 2, 25), ("a", 3, 4), ("a", 3, 16), ("a", 4, 3), ("a", 4, 12)]
+        cases += [("b", 6, 1), ("b", 6, 2), ("b", 6, 3)]
+        cases += [("c", 4, 6), ("c", 5, 6), ("c", 6, 2)]
+    start = time.perf_counter()
+    print(
+        "| family | n | size | M | T (shots) | MSE param-shift | MSE pure shadow | MSE auto "
+        "| auto / min | auto split (pilot/shadow/ps shots) | plan() pred/exact shadow "
+        "| plan() pred/exact ps |"
+    )
+    print("|" + "---|" * 12)
+    for family, n, size in cases:
+        rng = np.random.default_rng([args.seed, n, size, ord(family)])
+        params = rng.uniform(0, 2 * np.pi, 2 * n * size)
+        if family == "a":
+            ops, obs = ring_ops(n, size, params), qml.Z(0)
+        elif family == "b":
+            ops, obs = brick_ops(n, size, params), qml.Z(n // 2)
+        else:
+            ops, obs = ring_ops(n, size, params), hamiltonian("tfim", n)
+        tape = QuantumScript(ops, [qml.expval(obs)])
+        tape.trainable_params = list(range(len(params)))
+        row = case(tape, args.shots_per_tape, args.seeds, args.pilot, args.seed)
+        best = min(row["ps"], row["shadow"])
+        pr = plan_ratios(row, args.pilot)
+        sh, ps = row["split"]
+        print(
+            f"| {family} | {n} | {size} | {row['M']} | {row['T']} | {row['ps']:.3g} "
+            f"| {row['shadow']:.3g} | {row['auto']:.3g} ± {row['auto_se']:.1g} "
+            f"| {row['auto'] / best:.3f} | {row['pilot']}/{sh:.0f}/{ps:.0f} "
+            f"| {pr['shadow'][0]:.2f}-{pr['shadow'][1]:.2f} "
+            f"| {pr['parameter-shift'][0]:.2f}-{pr['parameter-shift'][1]:.2f} |",
+            flush=True,
+        )
+    print(
+        f"\nexact expected MSEs (summed over components); auto averaged over {args.seeds} "
+        f"pilot seeds (± its standard error), pilot fraction {args.pilot}; "
+        f"{args.shots_per_tape} shots per param-shift tape; seed {args.seed}"
+    )
+    measured_plan_check(args.plan_reps, args.seed)
+    print(f"total {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
