@@ -30,8 +30,7 @@ def random_tape(seed: int, variant: str) -> qml.tape.QuantumScript:
         for w in range(n):
             ops.append(qml.RY(qml.numpy.array(rng.uniform(0, 2 * np.pi), requires_grad=True), w))
             ops.append(qml.RZ(qml.numpy.array(rng.uniform(0, 2 * np.pi), requires_grad=True), w))
-        for w in range(n - 1):
-            ops.append(qml.CNOT([w, w + 1]))
+        ops.extend(qml.CNOT([w, w + 1]) for w in range(n - 1))
     if variant == "two":
         obs = qml.Projector([0] * n, wires=range(n))  # a fidelity loss: rank 1
     else:

@@ -1,4 +1,4 @@
-"""The ``gentle_multicopy_grad`` transform: gradients by online shadow tomography through the layers."""
+"""The ``gentle_multicopy_grad`` transform: gradients by online shadow tomography."""
 
 from __future__ import annotations
 
