@@ -1,0 +1,142 @@
+"""Variance formulas, the shot split and plan() (pennylane_shadowgrad.budget)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pennylane as qml
+import pytest
+from pennylane.tape import QuantumScript
+from scipy.stats import norm
+
+from pennylane_shadowgrad import budget, shadow_grad
+from pennylane_shadowgrad.circuit import pauli_sum, rotation_form
+from pennylane_shadowgrad.estimators.dense import gradient_functional
+from pennylane_shadowgrad.snapshots import make_plan, snapshot_tapes
+
+#: Family-wise false-failure probability of every statistical test in this file.
+ALPHA = 1e-5
+
+
+def _ring(n: int, layers: int, seed: int, obs=None) -> QuantumScript:
+    rng = np.random.default_rng(seed)
+    ops = []
+    for _ in range(layers):
+        for q in range(n):
+            ops += [qml.RY(rng.uniform(0, 6), q), qml.RZ(rng.uniform(0, 6), q)]
+        ops += [qml.CNOT([q, (q + 1) % n]) for q in range(n if n > 2 else 1)]
+    tape = QuantumScript(ops, [qml.expval(obs if obs is not None else qml.Z(0))])
+    tape.trainable_params = list(range(len(ops) - (n if n > 2 else 1) * layers))
+    return tape
+
+
+def _exact_grad(tape: QuantumScript) -> np.ndarray:
+    tapes, fn = qml.gradients.param_shift(QuantumScript(tape.operations, tape.measurements))
+    res = fn(qml.execute(tapes, qml.device("default.qubit"), diff_method=None))
+    return np.asarray(res, dtype=float).reshape(-1)
+
+
+@pytest.mark.parametrize("obs", [qml.Z(0), qml.X(0) @ qml.Y(2) + 0.5 * qml.Z(1)])
+def test_generator_coefficients_match_the_dense_sweep(obs):
+    tape = _ring(3, 2, seed=1, obs=obs)
+    circuit = rotation_form(tape)
+    ps = pauli_sum(obs, circuit.wire_order)
+    eye = np.eye(4**3).reshape((64,) + (4,) * 3)
+    expected = gradient_functional(circuit, ps, eye).T
+    assert np.allclose(budget.generator_coefficients(circuit, ps), expected, atol=1e-12)
+
+
+def test_basis_probabilities_match_the_simulator():
+    tape = _ring(2, 2, seed=3)
+    circuit = rotation_form(tape)
+    x = budget.pauli_expectations(budget._state(tape.operations, circuit.wire_order))
+    plan = make_plan(2, 90, bases="all")
+    probs = budget.basis_probabilities(plan, x)
+    dev = qml.device("default.qubit")
+    for t, count in zip(snapshot_tapes(QuantumScript(tape.operations), plan, tape.wires), [10]):
+        assert count == 10
+        ptape = QuantumScript(t.operations, [qml.probs(wires=tape.wires)])
+        exact = np.asarray(qml.execute([ptape], dev, diff_method=None)[0]).reshape(9, 4)
+        assert np.allclose(probs, exact, atol=1e-12)
+
+
+def test_exact_shadow_variance_matches_repeated_runs():
+    """The pure estimator is unbiased on its default plan and has the predicted variance."""
+    tape = _ring(2, 2, seed=5)
+    tape = tape.copy(shots=400)
+    circuit = rotation_form(tape)
+    x = budget.pauli_expectations(budget._state(tape.operations, circuit.wire_order))
+    gamma = budget.generator_coefficients(circuit, pauli_sum(qml.Z(0), circuit.wire_order))
+    var, bound = budget.shadow_variance(gamma, make_plan(2, 400), x)
+    assert np.all(var <= bound + 1e-12)
+    exact = _exact_grad(tape)
+    reps = 400
+    dev = qml.device("default.qubit", seed=11)
+    tapes, fn = shadow_grad(tape, strategy="pure")
+    runs = np.array(
+        [np.asarray(fn(qml.execute(tapes, dev, diff_method=None))).reshape(-1) for _ in range(reps)]
+    )
+    live = var > 1e-12
+    m = int(live.sum())
+    z = norm.ppf(1 - ALPHA / (4 * m))
+    # unbiased: the mean is within z exact standard errors of the exact gradient
+    assert np.all(np.abs(runs.mean(0) - exact)[live] <= z * np.sqrt(var[live] / reps))
+    # variance: summed squared error / predicted has mean 1 and sd <= sqrt(2 * kurtosis / reps)
+    ratio = np.sum((runs - exact) ** 2) / (reps * var.sum())
+    assert abs(ratio - 1) <= z * np.sqrt(3.0 / reps)
+
+
+def test_allocate_chooses_the_cheaper_estimator_and_spends_the_budget():
+    v, u = np.array([[9.0], [9.0]]), np.array([[0.5], [0.5]])
+    alloc = budget.allocate(v, u, 1001)
+    assert alloc.shadow == 0 and alloc.ps_total in (1000, 1001)
+    alloc = budget.allocate(np.array([[0.1], [0.1]]), u, 1000)
+    assert alloc.ps_total == 0 and alloc.shadow == 1000
+    assert np.allclose(alloc.weights, 1.0)
+
+
+def test_allocate_is_optimal_against_brute_force():
+    v = np.array([[4.0], [1.0], [30.0]])
+    u = np.array([[1.0], [2.0], [1.0]])
+    total = 600
+    alloc = budget.allocate(v, u, total)
+    assert alloc.shadow + alloc.ps_total <= total
+    best = np.inf
+    for t in range(0, total + 1, 10):
+        for m0 in range(0, (total - t) // 2 + 1, 5):
+            for m1 in range(0, (total - t) // 2 - m0 + 1, 5):
+                m2 = ((total - t) - 2 * (m0 + m1)) // 2
+                ms = np.array([m0, m1, m2], dtype=float)
+                prec = (t / v[:, 0]) + ms / u[:, 0]
+                if np.all(prec > 0):
+                    best = min(best, float(np.sum(1 / prec)))
+    assert alloc.mse <= best * 1.01
+
+
+def test_plan_reports_its_source_and_exact_parameter_shift():
+    tape = _ring(2, 3, seed=7).copy(shots=3000)
+    p = budget.plan(tape, epsilon=0.1, delta=0.05)
+    assert p.source == "simulation" and set(p.mse) == {"shadow", "parameter-shift", "auto"}
+    circuit = rotation_form(tape)
+    obs = budget.output_observables(tape, circuit.wire_order)
+    u = budget.shift_variances(tape, circuit, obs)
+    active = p.mse["parameter-shift"][:, 0] > 0
+    assert np.allclose(p.mse["parameter-shift"][active], u[active] / (3000 / (2 * active.sum())))
+    assert all(b > 0 for b in p.budget.values())
+    assert p.total_mse()["auto"] <= 1.1 * min(
+        p.total_mse()["shadow"], p.total_mse()["parameter-shift"]
+    )
+
+
+def test_plan_from_a_pilot_on_the_device():
+    dev = qml.device("default.qubit", seed=3)
+
+    @qml.qnode(dev, shots=4000)
+    def f(x):
+        qml.RX(x[0], 0)
+        qml.RY(x[1], 1)
+        qml.CNOT([0, 1])
+        return qml.expval(qml.Z(1))
+
+    p = budget.plan(f, qml.numpy.array([0.3, 0.4], requires_grad=True), source="pilot", seed=1)
+    assert p.source == "pilot" and any("pilot" in note for note in p.notes)
+    assert p.mse["shadow"].shape == (2, 1)

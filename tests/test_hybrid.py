@@ -1,0 +1,144 @@
+"""The two-stage hybrid (strategy='auto'): unbiasedness, shot accounting, records, interfaces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pennylane as qml
+import pytest
+from pennylane.tape import QuantumScript
+from scipy.stats import t as student_t
+
+import pennylane_shadowgrad as sg
+from pennylane_shadowgrad import shadow_grad
+
+#: Family-wise false-failure probability of every statistical test in this file.
+ALPHA = 1e-5
+
+
+def _circuit(x):
+    for layer in range(3):
+        qml.RY(x[4 * layer], 0)
+        qml.RZ(x[4 * layer + 1], 0)
+        qml.RY(x[4 * layer + 2], 1)
+        qml.RX(x[4 * layer + 3], 2)
+        qml.CNOT([0, 1])
+        qml.CNOT([1, 2])
+
+
+def _tape(obs, shots):
+    x = np.random.default_rng(2).uniform(0, 6, 12)
+    with qml.queuing.AnnotatedQueue() as q:
+        _circuit(x)
+    tape = QuantumScript(q.queue, [qml.expval(obs)], shots=shots)
+    tape.trainable_params = list(range(12))
+    return tape
+
+
+def _exact(tape):
+    analytic = QuantumScript(tape.operations, tape.measurements)
+    analytic.trainable_params = tape.trainable_params
+    tapes, fn = qml.gradients.param_shift(analytic)
+    return np.asarray(fn(qml.execute(tapes, qml.device("default.qubit"))), float).reshape(-1)
+
+
+@pytest.mark.parametrize(
+    "obs",
+    [qml.Z(2), pytest.param(qml.Z(0) @ qml.Z(1) + 0.7 * qml.X(2), marks=pytest.mark.slow)],
+)
+def test_auto_is_unbiased_on_its_default_plan(obs):
+    """Seeded repetitions; per-component t-test with a Bonferroni level (family-wise ALPHA)."""
+    tape = _tape(obs, 1500)
+    exact = _exact(tape)
+    dev = qml.device("default.qubit", seed=17)
+    reps = 80
+    runs, shots = [], set()
+    for r in range(reps):
+        tapes, fn = shadow_grad(tape, device=dev, seed=r)
+        with qml.Tracker(dev) as tracker:
+            g = fn(qml.execute(tapes, dev, diff_method=None))
+        runs.append(np.asarray(g, float).reshape(-1))
+        shots.add(int(tracker.totals["shots"]))
+    runs = np.array(runs)
+    assert max(shots) <= 1500 and min(shots) >= 1499  # stage 2 is counted by the Tracker
+    sd = runs.std(0, ddof=1)
+    live = sd > 0
+    assert np.allclose(runs[:, ~live], exact[~live], atol=1e-12)
+    q = student_t.ppf(1 - ALPHA / (4 * live.sum()), df=reps - 1)
+    assert np.all(np.abs(runs.mean(0) - exact)[live] <= q * sd[live] / np.sqrt(reps))
+
+
+def test_qnode_default_runs_auto_and_records_the_split():
+    dev = qml.device("default.qubit", seed=3)
+
+    @qml.qnode(dev, diff_method="shadow", shots=3000)
+    def f(x):
+        _circuit(x)
+        return qml.expval(qml.Z(2))
+
+    x = qml.numpy.array(np.linspace(0.1, 1.2, 12), requires_grad=True)
+    with qml.Tracker(dev) as tracker, sg.record() as rec:
+        g = qml.grad(f)(x)
+    assert g.shape == (12,)
+    assert tracker.totals["shots"] <= 6000  # forward 3000 + gradient <= 3000
+    r = rec[0]
+    assert r.strategy == "auto" and "default with a device" in r.notes[0]
+    split = r.split
+    total = split["pilot_snapshots"] + split["shadow_snapshots"] + split["parameter_shift_shots"]
+    assert total in (2999, 3000) and r.snapshots == total
+    assert r.variance[0].shape == (12,) and np.all(r.variance[0] >= 0)
+
+
+def test_direct_call_without_device_is_pure_and_says_why():
+    tape = _tape(qml.Z(2), 500)
+    tapes, fn = shadow_grad(tape)
+    with sg.record() as rec:
+        fn(qml.execute(tapes, qml.device("default.qubit", seed=1), diff_method=None))
+    assert rec[0].strategy == "pure" and "without a device" in rec[0].notes[0]
+    assert rec[0].shot_variance[0].shape == (12,)
+
+
+def test_variance_measurement_runs_pure_with_a_note():
+    dev = qml.device("default.qubit", seed=3)
+    tape = QuantumScript([qml.RX(0.4, 0)], [qml.var(qml.Z(0))], shots=500)
+    tapes, fn = shadow_grad(tape, device=dev)
+    with sg.record() as rec:
+        fn(qml.execute(tapes, dev, diff_method=None))
+    assert rec[0].strategy == "pure" and "var" in rec[0].notes[0]
+
+
+def test_probs_outputs_are_supported():
+    dev = qml.device("default.qubit", seed=5)
+    tape = QuantumScript(
+        [qml.RX(0.4, 0), qml.RY(0.9, 1), qml.CNOT([0, 1])], [qml.probs(wires=[1])], shots=4000
+    )
+    tapes, fn = shadow_grad(tape, device=dev)
+    g = fn(qml.execute(tapes, dev, diff_method=None))
+    assert np.asarray(g).shape == (2, 2)
+    assert np.allclose(np.sum(np.asarray(g), axis=-1), 0.0, atol=0.1)
+
+
+@pytest.mark.parametrize("interface", ["torch", "jax-jit"])
+def test_nested_execution_under_interfaces(interface):
+    dev = qml.device("default.qubit", seed=9)
+
+    @qml.qnode(dev, diff_method="shadow", shots=2000)
+    def f(x):
+        qml.RX(x[0], 0)
+        qml.RY(x[1], 1)
+        qml.CNOT([0, 1])
+        return qml.expval(qml.Z(1))
+
+    exact = np.array([-np.sin(0.3) * np.cos(0.7), -np.cos(0.3) * np.sin(0.7)])
+    if interface == "torch":
+        torch = pytest.importorskip("torch")
+        x = torch.tensor([0.3, 0.7], requires_grad=True, dtype=torch.float64)
+        with qml.Tracker(dev) as tracker:
+            f(x).backward()
+        g = x.grad.numpy()
+    else:
+        jax = pytest.importorskip("jax")
+        jax.config.update("jax_enable_x64", True)
+        with qml.Tracker(dev) as tracker:
+            g = np.asarray(jax.jit(jax.grad(f))(jax.numpy.array([0.3, 0.7])))
+    assert g.shape == (2,) and np.all(np.abs(g - exact) < 0.25)
+    assert tracker.totals["shots"] >= 3999  # forward pass + pilot + stage 2
