@@ -133,7 +133,9 @@ def test_protocol_learns_from_outcomes_only():
     assert result.certified
     # noiseless answers: certified means every |p - e| <= 3 eps / 4 on the effects
     assert np.max(np.abs(result.values - truth)) <= 2 * scale * 0.75 * 0.1 + 1e-12
-    assert engine.log[0] == ("batch", const.batch)
+    assert engine.log[0] == ("batch", result.batch_sizes[0])
+    assert [e[1] for e in engine.log if e[0] == "batch"] == result.batch_sizes
+    assert [e[2] for e in engine.log if e[0] == "estimate"] == result.estimate_sizes
     assert result.updates <= result.mistake_bound
     checks = [entry[1] for entry in engine.log if entry[0] == "check"]
     assert len(checks) == result.checks
@@ -153,3 +155,52 @@ def test_exact_engine_first_check_is_binomial_and_later_disturbed():
     assert abs(exact0 - ideal0) < 1e-12
     engine.check(1, 0.8, 0.2)
     assert engine.report()["first_check_gap"] < 1e-12
+
+
+def test_tightened_sizes_are_verified_and_below_hoeffding():
+    """The exact-binomial batch and estimate sizes satisfy their own bounds and beat Hoeffding."""
+    from pennylane_shadowgrad.multicopy.threshold_search import (
+        anytime_delta,
+        binomial_batch_size,
+        check_failure_bounds,
+        estimate_size,
+    )
+
+    rng = np.random.default_rng(0)
+    eps, delta = 0.1, anytime_delta(0.025, 3)
+    p = rng.uniform(0.05, 0.95, 40)
+    b = binomial_batch_size(p, eps, delta)
+    assert (
+        check_failure_bounds(b, p, eps).sum() <= delta < check_failure_bounds(b // 2, p, eps).sum()
+    )
+    assert b < batch_size(eps, delta, len(p))
+    m = estimate_size(0.02, delta)
+    assert m < np.log(2 / delta) / (2 * 0.02**2)
+    # Monte Carlo at the worst expectation e = 1/2: the tail stays below delta
+    err = np.abs(rng.binomial(m, 0.5, 200000) / m - 0.5) > 0.02
+    assert err.mean() <= delta + 4 * np.sqrt(delta / 200000)
+    assert abs(sum(anytime_delta(1.0, k) for k in range(1, 100000)) - 1) < 1e-4
+
+
+def test_dense_generators_match_the_shared_evaluator():
+    import pennylane as qml
+
+    from pennylane_shadowgrad.circuit import decompose_to_rotations, rotation_form
+    from pennylane_shadowgrad.multicopy import hypothesis as hyp
+    from pennylane_shadowgrad.multicopy.gradient import _dense_coefficients, _observable
+
+    ops = [qml.RY(0.3, 0), qml.CNOT([0, 1]), qml.RZ(0.9, 1), qml.IsingXX(0.4, [1, 2])]
+    ops += [qml.RX(-0.6, 2), qml.Hadamard(0), qml.RY(1.1, 0)]
+    tape = qml.tape.QuantumScript(ops, [qml.expval(qml.Z(0) @ qml.X(2) + 0.3 * qml.Y(1))])
+    tape.trainable_params = [0, 1, 2, 3, 4]
+    circuit = rotation_form(decompose_to_rotations(tape))
+    checks = hyp.rotation_checks(circuit)
+    ob = _observable(tape.measurements[0].obs, circuit.wire_order)
+    dense = hyp.DenseGenerators(
+        checks, hyp.matrix_from_coefficients(_dense_coefficients(ob.paulis, 3))
+    )
+    sigma = _random_state(np.random.default_rng(1), 3)
+    assert np.allclose(dense.predictions(sigma), hyp.predictions(checks, ob.paulis, sigma))
+    for j in range(checks.num_checks):
+        ref = hyp.effect_matrix(hyp.generator_coefficients(checks, ob.paulis, j), 1.3)
+        assert np.allclose(dense.effect(j, 1.3), ref)

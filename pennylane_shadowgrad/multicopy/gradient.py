@@ -42,6 +42,8 @@ _OPTIONS = {
     "engine",
     "seed",
     "max_rounds",
+    "constants",
+    "batch_scale",
 }
 #: The dense hypothesis holds 4**n entries and its update diagonalises a 2**n matrix.
 MAX_QUBITS = 10
@@ -64,6 +66,11 @@ def _validate_options(kwargs: dict) -> None:
         raise ValueError("register must be 'auto', 'single' or 'two'.")
     if kwargs.get("engine", "statistical") not in ("statistical", "exact"):
         raise ValueError("engine must be 'statistical' or 'exact'.")
+    if kwargs.get("constants", "theoretical") not in ("theoretical", "calibrated"):
+        raise ValueError("constants must be 'theoretical' or 'calibrated'.")
+    scale = kwargs.get("batch_scale", 1.0)
+    if scale is not None and not float(scale) > 0:
+        raise ValueError(f"batch_scale must be positive, got {scale}.")
     b = kwargs.get("batch_size")
     if b is not None and int(b) < 1:
         raise ValueError(f"batch_size must be a positive integer, got {b}.")
@@ -137,6 +144,7 @@ class _Observable:
     sign: float
     rank: int
     vector: np.ndarray | None
+    two_outcome: bool = False
 
 
 def _observable(obs, wire_order) -> _Observable:
@@ -151,7 +159,9 @@ def _observable(obs, wire_order) -> _Observable:
     vector = None
     if rank == 1:
         vector = evecs[:, int(np.argmax(shifted))]
-    return _Observable(ps, 0.5 * (evals[-1] - evals[0]), float(s2), sign, rank, vector)
+    distinct = np.unique(np.round(evals / tol)).size if evals[-1] - evals[0] > tol else 1
+    half = 0.5 * (evals[-1] - evals[0])
+    return _Observable(ps, half, float(s2), sign, rank, vector, distinct == 2)
 
 
 def _dense_coefficients(ps: PauliSum, n: int) -> np.ndarray:
@@ -161,7 +171,9 @@ def _dense_coefficients(ps: PauliSum, n: int) -> np.ndarray:
     return x
 
 
-def _choose_register(register, ob: _Observable, checks, circuit, eps_rot, delta, max_rounds):
+def _choose_register(
+    register, ob: _Observable, checks, circuit, eps_rot, delta, max_rounds, mode="theoretical"
+):
     """Pick the variant with fewer estimated gate applications per batch (rank decides)."""
     n, num_gates = circuit.num_qubits, len(circuit.gates)
     weights = _weights(checks, circuit)
@@ -170,7 +182,7 @@ def _choose_register(register, ob: _Observable, checks, circuit, eps_rot, delta,
         if s <= 0:
             continue
         const = protocol_constants(
-            n, checks.num_checks, min(1.0, eps_rot / (2 * s)), delta, None, max_rounds
+            n, checks.num_checks, min(1.0, eps_rot / (2 * s)), delta, None, max_rounds, mode
         )
         per = cost.check_gates(
             variant, checks.gate_index, weights, num_gates, n, len(ob.paulis), const.batch
@@ -247,58 +259,95 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
     start = time.perf_counter()
     n, num_gates = circuit.num_qubits, len(circuit.gates)
     variant, reason, estimates = _choose_register(
-        opts["register"], ob, checks, circuit, eps_rot, opts["delta"], opts["max_rounds"]
+        opts["register"],
+        ob,
+        checks,
+        circuit,
+        eps_rot,
+        opts["delta"],
+        opts["max_rounds"],
+        opts["constants"],
     )
     scale = ob.half_width if variant == "single-register" else ob.s2
     if scale <= 0 or checks.num_checks == 0:
         return np.zeros(checks.num_checks), {"notes": ["constant observable or no checks"]}
     eps_e = min(1.0, eps_rot / (2 * scale))
     const = protocol_constants(
-        n, checks.num_checks, eps_e, opts["delta"], opts["batch_size"], opts["max_rounds"]
+        n,
+        checks.num_checks,
+        eps_e,
+        opts["delta"],
+        opts["batch_size"],
+        opts["max_rounds"],
+        opts["constants"],
+        opts["batch_scale"],
     )
     engine = _make_engine(opts["engine"], ob, checks, variant, scale, rho, rng)
     effects: dict[int, np.ndarray] = {}
+    if checks.num_checks * 4**n <= hyp.DENSE_MAX_ENTRIES:
+        dense = hyp.DenseGenerators(
+            checks, hyp.matrix_from_coefficients(_dense_coefficients(ob.paulis, n))
+        )
+        predict = dense.predictions
 
-    def effect(j):
-        if j not in effects:
-            effects[j] = hyp.effect_matrix(hyp.generator_coefficients(checks, ob.paulis, j), scale)
-        return effects[j]
+        def effect(j):
+            return dense.effect(j, scale)
+    else:
+
+        def predict(sigma):
+            return hyp.predictions(checks, ob.paulis, sigma)
+
+        def effect(j):
+            if j not in effects:
+                effects[j] = hyp.effect_matrix(
+                    hyp.generator_coefficients(checks, ob.paulis, j), scale
+                )
+            return effects[j]
 
     result = run_protocol(
         n,
         checks.num_checks,
         scale,
-        lambda sigma: hyp.predictions(checks, ob.paulis, sigma),
+        predict,
         effect,
         engine,
         const,
         rng,
     )
     weights = _weights(checks, circuit)
-    per = cost.check_gates(
-        variant, checks.gate_index, weights, num_gates, n, len(ob.paulis), const.batch
-    )
+    sizes = result.batch_sizes
+    b_max = max(sizes, default=const.batch)
     prep = 2**n * ob.rank + num_gates if variant == "two-register" else 0
-    per_batch = [
-        cost.batch_gates(variant, k, checks.gate_index, per, num_gates, prep)
-        for k in result.checks_per_batch
-    ]
-    batches = len(result.checks_per_batch)
-    est_gates = sum(
-        int(checks.gate_index[j])
-        + 1
-        + (num_gates if variant == "two-register" else 0)
-        + int(per[j])
-        for j in result.firings
+    batch_gate_total = 0
+    per_batch = []
+    for b_r, k in zip(sizes, result.checks_per_batch):
+        per_r = cost.check_gates(
+            variant, checks.gate_index, weights, num_gates, n, len(ob.paulis), b_r
+        )
+        g_r = cost.batch_gates(variant, k, checks.gate_index, per_r, num_gates, prep)
+        per_batch.append(g_r)
+        batch_gate_total += b_r * g_r
+    # a fresh estimate runs the circuit up to the check and one Hadamard-test check per copy
+    per1 = cost.check_gates(variant, checks.gate_index, weights, num_gates, n, len(ob.paulis), 1)
+    est_gate_total = sum(
+        m_f
+        * (
+            int(checks.gate_index[j])
+            + 1
+            + (num_gates if variant == "two-register" else 0)
+            + int(per1[j] - 2 * cost.counter_qubits(1))
+        )
+        for j, m_f in zip(result.firings, result.estimate_sizes)
     )
+    batches = len(sizes)
     copies = {
-        "batch": const.batch * batches,
-        "fresh_estimate": const.estimate * len(result.firings),
-        "omega_preparation": const.batch * batches if variant == "two-register" else 0,
+        "batch": int(sum(sizes)),
+        "fresh_estimate": int(sum(result.estimate_sizes)),
+        "omega_preparation": int(sum(sizes)) if variant == "two-register" else 0,
     }
     copies["total"] = sum(copies.values())
-    counter = cost.counter_qubits(const.batch)
-    data = (2 if variant == "two-register" else 1) * const.batch * n
+    counter = cost.counter_qubits(b_max)
+    data = (2 if variant == "two-register" else 1) * b_max * n
     eng = engine.report()
     notes = [
         "emulated, not executed: the device ran one analytic-state tape (shots=None); "
@@ -323,7 +372,13 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
     if not result.certified:
         notes.append(f"No certified hypothesis within max_rounds={const.max_rounds}.")
     ps_sizing = cost.parameter_shift_sizing(
-        checks.num_checks, num_gates, ob.half_width, eps_rot, opts["delta"]
+        checks.num_checks,
+        num_gates,
+        ob.half_width,
+        eps_rot,
+        opts["delta"],
+        ob.two_outcome,
+        opts["constants"],
     )
     ps_sizing["quantum_memory_qubits"] = n
     report = {
@@ -340,8 +395,14 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
         "half_width": ob.half_width,
         "observable_rank": ob.rank,
         "constants": {
-            "batch_size": const.batch,
-            "fresh_estimate_copies": const.estimate,
+            "mode": const.mode,
+            "batch_size": b_max,
+            "batch_sizes": list(sizes),
+            "first_batch_at_uniform_hypothesis": const.batch,
+            "previous_hoeffding_worst_case_batch": const.hoeffding_worst_case_batch,
+            "fresh_estimate_copies": list(result.estimate_sizes),
+            "first_fresh_estimate": const.estimate,
+            "batch_scale": const.batch_scale,
             "max_rounds": const.max_rounds,
             "threshold_range": (THRESHOLD_LOW * eps_e, THRESHOLD_HIGH * eps_e),
             "tau": const.tau,
@@ -349,16 +410,16 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
             "source": const.source,
         },
         "copies": copies,
-        "gate_applications": int(const.batch * sum(per_batch) + const.estimate * est_gates),
+        "gate_applications": int(batch_gate_total + est_gate_total),
         "quantum_memory_qubits": {
             "data": data,
-            "ancillas": const.batch,
+            "ancillas": b_max,
             "counter": counter,
-            "total": data + const.batch + counter,
+            "total": data + b_max + counter,
         },
         "coherent_depth": int(
             max(per_batch, default=0)
-            + const.batch * counter * 2 * max(result.checks_per_batch, default=0)
+            + b_max * counter * 2 * max(result.checks_per_batch, default=0)
         ),
         "mid_circuit_measurements": result.checks,
         "checks": result.checks,
@@ -396,6 +457,8 @@ def gentle_multicopy_grad(
     engine: str = "statistical",
     seed: int | np.random.Generator | None = None,
     max_rounds: int | None = None,
+    constants: str = "theoretical",
+    batch_scale: float = 1.0,
 ) -> tuple[QuantumScriptBatch, PostprocessingFn]:
     r"""Every derivative from one certified hypothesis state (gentle multi-copy protocol).
 
@@ -414,8 +477,9 @@ def gentle_multicopy_grad(
         epsilon (float): accuracy: with probability ``1 - delta`` every derivative is within
             ``epsilon`` (default 0.1).
         delta (float): failure probability (default 0.05).
-        batch_size (int or None): copies per batch; default from the threshold-search bound
-            ``8 ln(4 M R / delta) / eps_E^2``.
+        batch_size (int or None): copies of every batch (no guarantee); default: per round
+            ``r`` the smallest batch whose exact binomial failure bounds at the hypothesis'
+            predictions sum to ``(delta/2) 6/(pi^2 r^2)``.
         register (str): ``"auto"`` (by the observable's rank and estimated gate cost),
             ``"single"`` (any observable, ``O(M - j)`` gates per check) or ``"two"`` (an
             ``omega`` register, ``O(n)`` gates per check, low-rank observables).
@@ -423,6 +487,11 @@ def gentle_multicopy_grad(
             damage bound) or ``"exact"`` (joint state of the batch, at most 16 qubits).
         seed (int or numpy.random.Generator or None): thresholds and emulated outcomes.
         max_rounds (int or None): round limit (default: the learner's mistake bound + 1).
+        constants (str): ``"theoretical"`` (default; rigorous on undisturbed copies) or
+            ``"calibrated"`` (tuned divisors of the batch and fresh-estimate sizes; reported as
+            tuned, no guarantee).
+        batch_scale (float): multiplies every batch size (``< 1`` voids the guarantee; the
+            negative control of the guarantee benchmark).
 
     Returns:
         qnode (QNode) or tuple[List[QuantumTape], function]: one analytic-state tape
@@ -463,6 +532,8 @@ def gentle_multicopy_grad(
         "delta": float(delta),
         "batch_size": batch_size,
         "max_rounds": max_rounds,
+        "constants": constants,
+        "batch_scale": float(batch_scale),
     }
     rng = np.random.default_rng(seed)
     state_tape = QuantumScript(

@@ -16,6 +16,10 @@ import math
 
 import numpy as np
 
+#: Tuned divisor of parameter-shift's shots under ``constants="calibrated"`` (same procedure as
+#: the protocol's divisors; ``benchmarks/multicopy_guarantee.py calibrate-shift``).
+CALIBRATED_SHIFT_DIVISOR = 8.0
+
 
 def counter_qubits(batch: int) -> int:
     """Qubits of the coherent counter of ``batch`` ancillas."""
@@ -56,15 +60,43 @@ def batch_gates(
 
 
 def parameter_shift_sizing(
-    num_rotations: int, num_gates: int, half_width: float, eps: float, delta: float
+    num_rotations: int,
+    num_gates: int,
+    half_width: float,
+    eps: float,
+    delta: float,
+    two_outcome: bool = False,
+    mode: str = "theoretical",
 ) -> dict:
-    """Worst-case Hoeffding sizing of parameter-shift for the same ``(eps, delta)``.
+    """Parameter-shift sized for the same ``(eps, delta)`` and by the same rules as the protocol.
 
-    Each derivative is ``(f_+ - f_-)/2`` from ``N`` shots per shifted circuit with outcomes in a
-    range ``2 g``: ``P(|err| > eps) <= 2 exp(-N eps^2 / g^2)``; a union bound over the ``M``
-    rotations gives ``N = ceil(g^2 ln(2 M / delta) / eps^2)``.
+    Each derivative is ``(f_+ - f_-)/2`` from ``N`` shots per shifted circuit, outcomes in a
+    range ``2 g``; a union bound over the ``M`` rotations (no rounds: nothing is adaptive).
+
+    * Two-outcome observables (projectors, single Pauli words): ``g (2 S / 2N - 1)`` with ``S``
+      a sum of ``2N`` independent Bernoulli shots, so by Hoeffding's (1956) comparison of
+      Poisson-binomial with binomial tails the exact binomial size of the protocol's fresh
+      estimates applies: ``2N = estimate_size(eps / (2 g), delta / M)`` (rigorous).
+    * Otherwise Hoeffding: ``P(|err| > eps) <= 2 exp(-N eps^2 / g^2)``, i.e.
+      ``N = ceil(g^2 ln(2 M / delta) / eps^2)``.
+
+    ``mode="calibrated"`` divides ``N`` by :data:`CALIBRATED_SHIFT_DIVISOR` (tuned like the
+    protocol's constants, see ``benchmarks/multicopy_guarantee.py calibrate-shift``).
+    Shots are counted as if ``O`` were measured in its eigenbasis in one setting (favourable to
+    parameter-shift for non-commuting Pauli sums).
     """
-    shots = math.ceil(half_width**2 * math.log(2 * num_rotations / delta) / eps**2)
+    from .threshold_search import estimate_size
+
+    hoeffding = math.ceil(half_width**2 * math.log(2 * num_rotations / delta) / eps**2)
+    shots, sizing = hoeffding, "worst-case Hoeffding, union bound over rotations"
+    if two_outcome and eps < 2 * half_width:
+        shots = min(
+            hoeffding, math.ceil(estimate_size(eps / (2 * half_width), delta / num_rotations) / 2)
+        )
+        sizing = "exact binomial tails (two-outcome observable), union bound over rotations"
+    if mode == "calibrated":
+        shots = max(1, math.ceil(shots / CALIBRATED_SHIFT_DIVISOR))
+        sizing += f"; CALIBRATED (tuned divisor {CALIBRATED_SHIFT_DIVISOR:g}, no guarantee)"
     copies = 2 * num_rotations * shots
     return {
         "shots_per_circuit": shots,
@@ -72,5 +104,5 @@ def parameter_shift_sizing(
         "copies": copies,
         "gate_applications": copies * num_gates,
         "quantum_memory_qubits": None,
-        "sizing": "worst-case Hoeffding, union bound over rotations",
+        "sizing": sizing,
     }

@@ -18,7 +18,16 @@ import numpy as np
 
 from . import learner as mmw
 from .engines import Engine
-from .threshold_search import MARGIN, THRESHOLD_LOW, batch_size, draw_thresholds, threshold_search
+from .threshold_search import (
+    MARGIN,
+    THRESHOLD_LOW,
+    anytime_delta,
+    batch_size,
+    binomial_batch_size,
+    draw_thresholds,
+    estimate_size,
+    threshold_search,
+)
 
 #: Accuracy of the fresh estimate, as a fraction of the effect accuracy ``eps``.
 ESTIMATE_ACCURACY = 1 / 16
@@ -29,22 +38,38 @@ TAU = THRESHOLD_LOW - MARGIN - ESTIMATE_ACCURACY
 GAMMA = TAU - ESTIMATE_ACCURACY
 
 
+#: Tuned divisors of ``constants="calibrated"`` (NOT a guarantee). Procedure
+#: (``python benchmarks/multicopy_guarantee.py calibrate``): on calibration seeds disjoint from
+#: the test seeds (random 2-3 qubit circuits, both registers, eps = 0.25, delta = 0.05), divide
+#: the theoretical batch and fresh-estimate sizes by d in a geometric grid; keep the largest d
+#: whose observed failure rate is <= delta / 2 on 2 x 100 runs, then halve it (safety factor 2).
+CALIBRATED_BATCH_DIVISOR = 8.0
+CALIBRATED_ESTIMATE_DIVISOR = 8.0
+
+
 @dataclass(frozen=True)
 class ProtocolConstants:
     """Every number that sizes the protocol, with where it comes from.
 
-    ``eps`` is the accuracy on the effects, ``delta`` the failure probability (half for all
-    batch checks, half for all fresh estimates), ``batch`` copies per batch, ``estimate`` fresh
-    copies per firing, ``max_rounds`` the round limit (learner mistake bound + 1).
+    ``eps`` is the accuracy on the effects, ``delta`` the failure probability: ``delta/2`` for
+    all batch checks and ``delta/2`` for all fresh estimates, each spread over rounds (firings)
+    ``k = 1, 2, ...`` as ``delta/2 * 6/(pi^2 k^2)``. Round ``r``'s batch is the exact-binomial
+    size :func:`~.threshold_search.binomial_batch_size` at the hypothesis' predictions, firing
+    ``f``'s fresh estimate :func:`~.threshold_search.estimate_size`. ``mode`` is
+    ``"theoretical"`` (rigorous on undisturbed copies) or ``"calibrated"`` (both sizes divided
+    by the tuned divisors above: no guarantee). ``fixed_batch`` (user ``batch_size``) replaces
+    every batch; ``batch_scale`` multiplies them (a negative control when < 1).
+    ``batch``/``estimate`` are the first round's sizes at ``p = 1/2`` (``sigma = I/2^n``).
     """
 
     eps: float
     delta: float
-    batch: int
-    estimate: int
+    num_checks: int
     mistake_bound: int
     max_rounds: int
-    source: str
+    mode: str = "theoretical"
+    fixed_batch: int | None = None
+    batch_scale: float = 1.0
 
     @property
     def tau(self) -> float:
@@ -54,6 +79,60 @@ class ProtocolConstants:
     def gamma(self) -> float:
         return GAMMA * self.eps
 
+    def _theory_batch(self, round_index: int, predictions: np.ndarray) -> int:
+        return binomial_batch_size(
+            predictions, self.eps, anytime_delta(self.delta / 2, round_index)
+        )
+
+    def batch_for(self, round_index: int, predictions: np.ndarray) -> int:
+        """Copies of round ``round_index`` (1-based) given the predictions ``p_j``."""
+        if self.fixed_batch is not None:
+            b = float(self.fixed_batch)
+        else:
+            b = self._theory_batch(round_index, predictions)
+            if self.mode == "calibrated":
+                b /= CALIBRATED_BATCH_DIVISOR
+        return max(1, math.ceil(b * self.batch_scale))
+
+    def estimate_for(self, firing_index: int) -> int:
+        """Fresh copies of firing ``firing_index`` (1-based)."""
+        m = estimate_size(ESTIMATE_ACCURACY * self.eps, anytime_delta(self.delta / 2, firing_index))
+        if self.mode == "calibrated":
+            m = m / CALIBRATED_ESTIMATE_DIVISOR
+        return max(1, math.ceil(m))
+
+    @property
+    def batch(self) -> int:
+        return self.batch_for(1, np.full(self.num_checks, 0.5))
+
+    @property
+    def estimate(self) -> int:
+        return self.estimate_for(1)
+
+    @property
+    def hoeffding_worst_case_batch(self) -> int:
+        """The previous, loose size: Hoeffding + union over all checks of max_rounds rounds."""
+        return batch_size(self.eps, self.delta / 2, self.num_checks * self.max_rounds)
+
+    @property
+    def source(self) -> str:
+        if self.fixed_batch is not None:
+            text = f"batch_size={self.fixed_batch} set by the user (no guarantee)"
+        elif self.mode == "calibrated":
+            text = (
+                f"calibrated (TUNED, no guarantee): theoretical sizes divided by "
+                f"{CALIBRATED_BATCH_DIVISOR:g} (batch) and {CALIBRATED_ESTIMATE_DIVISOR:g} "
+                "(fresh estimate), tuned on calibration circuits"
+            )
+        else:
+            text = (
+                "theoretical: exact binomial tails at the hypothesis' predictions, anytime "
+                "union bound delta_k = (delta/2) 6/(pi^2 k^2) over rounds and over firings"
+            )
+        if self.batch_scale != 1.0:
+            text += f"; batches scaled by {self.batch_scale:g} (no guarantee)"
+        return text
+
 
 def protocol_constants(
     num_qubits: int,
@@ -62,18 +141,24 @@ def protocol_constants(
     delta: float,
     batch: int | None = None,
     max_rounds: int | None = None,
+    mode: str = "theoretical",
+    batch_scale: float = 1.0,
 ) -> ProtocolConstants:
-    """Theoretical constants: ``b`` from :func:`~.threshold_search.batch_size` over all checks
-    of all rounds, ``m = ceil(ln(4 R / delta) / (2 (eps/16)^2))`` fresh copies per firing."""
+    """Constants for ``mode`` in ``{"theoretical", "calibrated"}``; the round limit defaults to
+    the learner's mistake bound + 1 (on the good event every firing is a mistake)."""
+    if mode not in ("theoretical", "calibrated"):
+        raise ValueError("constants must be 'theoretical' or 'calibrated'.")
     bound = mmw.mistake_bound(num_qubits, GAMMA * eps)
     rounds = bound + 1 if max_rounds is None else int(max_rounds)
-    b_theory = batch_size(eps, delta / 2, num_checks * rounds)
-    m = math.ceil(math.log(4 * rounds / delta) / (2 * (ESTIMATE_ACCURACY * eps) ** 2))
-    source = "theoretical (Hoeffding + union bound)"
-    if batch is not None and int(batch) != b_theory:
-        source = f"batch_size={int(batch)} set by the user (theory: {b_theory})"
     return ProtocolConstants(
-        eps, delta, b_theory if batch is None else int(batch), m, bound, rounds, source
+        eps,
+        delta,
+        num_checks,
+        bound,
+        rounds,
+        mode,
+        None if batch is None else int(batch),
+        float(batch_scale),
     )
 
 
@@ -85,7 +170,9 @@ class ProtocolResult:
     certified: bool
     rounds: int = 0
     checks_per_batch: list[int] = field(default_factory=list)
+    batch_sizes: list[int] = field(default_factory=list)
     firings: list[int] = field(default_factory=list)
+    estimate_sizes: list[int] = field(default_factory=list)
     updates: int = 0
     mistake_bound: int = 0
 
@@ -119,7 +206,9 @@ def run_protocol(
         result.rounds += 1
         p = np.clip(0.5 * (1 + values / scale), 0.0, 1.0)
         thresholds = draw_thresholds(rng, constants.eps, num_checks)
-        engine.new_batch(constants.batch)
+        b = constants.batch_for(result.rounds, p)
+        result.batch_sizes.append(b)
+        engine.new_batch(b)
         found = threshold_search(order, p, thresholds, engine.check)
         result.checks_per_batch.append(found.checks)
         if found.fired is None:
@@ -127,7 +216,9 @@ def run_protocol(
             return result
         j = found.fired
         result.firings.append(j)
-        feedback = engine.estimate(j, constants.estimate) / constants.estimate
+        m = constants.estimate_for(len(result.firings))
+        result.estimate_sizes.append(m)
+        feedback = engine.estimate(j, m) / m
         state, updated = mmw.update(state, effect(j), feedback)
         if updated:
             result.updates += 1

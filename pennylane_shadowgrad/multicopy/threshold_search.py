@@ -13,6 +13,24 @@ undisturbed copies:
 so a firing points at an effect with ``|Tr(E_j rho) - p_j| > eps/4`` and a silent sweep certifies
 ``|Tr(E_j rho) - p_j| <= eps`` for every ``j`` (the gap band is ``(eps/4, eps]``). What the
 copies suffer from silent checks is accounted by the engine (:mod:`.engines`).
+
+Tightened theoretical constants (``constants="theoretical"``, still rigorous on undisturbed
+copies):
+
+* **Anytime allocation.** Round ``r`` gets failure budget ``delta_r = delta 6 / (pi^2 r^2)``
+  (:func:`anytime_delta`, ``sum_r delta_r = delta``), so the union bound runs over the rounds
+  actually performed, not over a worst-case round limit.
+* **Exact binomial tails at the hypothesis' predictions.** When a batch starts, ``sigma`` and hence
+  every ``p_j`` is known. For each check, the worst expectation consistent with each regime is
+  ``e = p_j +- eps`` (must fire) or ``e = p_j -+ eps/4`` (must stay silent), and binomial tails
+  are monotone in ``e``; :func:`check_failure_bounds` evaluates those tails exactly at the
+  worst thresholds (``3 eps/4`` resp. ``eps/2``), which dominates Hoeffding and Bernstein (the
+  variance ``p(1-p)`` enters exactly). :func:`binomial_batch_size` is the smallest ``b`` (found by
+  bisection that only ever returns a verified ``b``) whose summed bounds are ``<= delta_r``.
+* **Fresh estimates** (:func:`estimate_size`): the smallest ``m`` with
+  ``sup_e P(|Bin(m, e)/m - e| > t) <= delta_f``, the supremum bounded rigorously on a grid of
+  cells in ``e`` (monotone tails evaluated at the cell ends), with the same anytime allocation
+  over firings ``f``.
 """
 
 from __future__ import annotations
@@ -20,8 +38,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+from scipy.stats import binom
 
 #: Thresholds are drawn uniformly from ``[LOW, HIGH] * eps``.
 THRESHOLD_LOW = 0.5
@@ -46,6 +66,125 @@ def batch_size(eps: float, delta: float, num_checks: int) -> int:
     if not 0 < eps <= 1 or not 0 < delta < 1 or num_checks < 1:
         raise ValueError("batch_size needs 0 < eps <= 1, 0 < delta < 1 and num_checks >= 1.")
     return math.ceil(math.log(2 * num_checks / delta) / (2 * (MARGIN * eps) ** 2))
+
+
+def anytime_delta(delta: float, k: int) -> float:
+    """Failure budget of the ``k``-th round (or firing), ``k >= 1``: ``delta 6 / (pi^2 k^2)``."""
+    return delta * 6.0 / (math.pi**2 * k**2)
+
+
+def check_failure_bounds(batch: int, predictions: np.ndarray, eps: float) -> np.ndarray:
+    """Per check, an upper bound on the probability that it misbehaves on ``batch`` copies.
+
+    Misbehaving is staying silent with ``|e - p| > eps`` or firing with ``|e - p| <= eps/4``;
+    only one regime can apply, so the bound is the larger of the two, each evaluated with exact
+    binomial tails at the worst expectation and the worst threshold in
+    ``[THRESHOLD_LOW eps, THRESHOLD_HIGH eps]`` (same rounding as :func:`fire_window`).
+    """
+    p = np.clip(np.asarray(predictions, dtype=float), 0.0, 1.0)
+    b = int(batch)
+    hi_max = np.minimum(b, np.floor(b * (p + THRESHOLD_HIGH * eps) + 1e-9))
+    lo_min = np.maximum(0, np.ceil(b * (p - THRESHOLD_HIGH * eps) - 1e-9))
+    hi_min = np.minimum(b, np.floor(b * (p + THRESHOLD_LOW * eps) + 1e-9))
+    lo_max = np.maximum(0, np.ceil(b * (p - THRESHOLD_LOW * eps) - 1e-9))
+    up, down = p + eps, p - eps
+    silent_up = np.where(up <= 1, binom.cdf(hi_max, b, np.clip(up, 0, 1)), 0.0)
+    silent_down = np.where(down >= 0, binom.sf(lo_min - 1, b, np.clip(down, 0, 1)), 0.0)
+    must_fire = np.maximum(silent_up, silent_down)
+    near_up, near_down = np.clip(p + eps / 4, 0, 1), np.clip(p - eps / 4, 0, 1)
+    must_stay = binom.sf(hi_min, b, near_up) + binom.cdf(lo_max - 1, b, near_down)
+    return np.maximum(must_fire, must_stay)
+
+
+def _smallest_verified(holds: Callable[[int], bool], guess: int, upper: int) -> int:
+    """A size at which ``holds`` was verified, within ~1 % of the smallest near ``guess``.
+
+    ``upper`` must hold (a Hoeffding size). Steps of 1 % down from a holding guess or up from a
+    failing one; only a verified size (or ``upper``) is ever returned.
+    """
+    g = min(max(1, int(guess)), upper)
+    if holds(g):
+        while True:
+            nxt = min(g - 1, math.floor(g * 0.99))
+            if nxt < 1 or not holds(nxt):
+                return g
+            g = nxt
+    while True:
+        g = max(g + 1, math.ceil(g * 1.01))
+        if g >= upper:
+            return upper
+        if holds(g):
+            return g
+
+
+_RATIO: dict = {}
+
+
+def binomial_batch_size(predictions: np.ndarray, eps: float, delta: float) -> int:
+    """A verified ``b`` with ``sum_j check_failure_bounds(b, p, eps) <= delta``, within ~1 % of
+    the smallest one; the Hoeffding size :func:`batch_size` always satisfies the bound and
+    brackets it from above, and the last ratio found warm-starts the search."""
+    p = np.asarray(predictions, dtype=float)
+    upper = batch_size(eps, delta, max(1, len(p)))
+    key = ("batch", round(eps, 12), len(p))
+    b = _smallest_verified(
+        lambda m: check_failure_bounds(m, p, eps).sum() <= delta,
+        round(upper * _RATIO.get(key, 0.75)),
+        upper,
+    )
+    _RATIO[key] = b / upper
+    return b
+
+
+def _kl(a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Bernoulli relative entropy ``KL(a || c)`` (``a, c`` in ``[0, 1]``)."""
+    a = np.clip(a, 0.0, 1.0)
+    c = np.clip(c, 1e-300, 1 - 1e-16)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = np.where(a > 0, a * np.log(a / c), 0.0)
+        t2 = np.where(a < 1, (1 - a) * np.log((1 - a) / (1 - c)), 0.0)
+    return t1 + t2
+
+
+def _estimate_tail_bound(m: int, t: float, grid: np.ndarray, delta: float) -> float:
+    """``sup_e P(|Bin(m, e)/m - e| > t)`` bounded on cells ``[a, c]`` of ``grid``.
+
+    On a cell, ``P(X/m - e > t) <= P(X > m (a + t) | c)`` and ``P(e - X/m > t) <=
+    P(X < m (c - t) | a)`` (tails monotone in ``e``). Each is bounded by the Chernoff bound
+    ``exp(-m KL)`` (cheap) and, only on cells where that exceeds ``delta``, by the exact tail.
+    """
+    a, c = grid[:-1], grid[1:]
+    k_up = np.floor(m * (a + t) + 1e-9)  # P(X > k_up | c) <= exp(-m KL((k_up+1)/m || c))
+    k_lo = np.ceil(m * (c - t) - 1e-9)  # P(X < k_lo | a) <= exp(-m KL((k_lo-1)/m || a))
+    up_c = np.where(k_up + 1 > m * c, np.exp(-m * _kl((k_up + 1) / m, c)), 1.0)
+    lo_c = np.where(k_lo - 1 < m * a, np.exp(-m * _kl((k_lo - 1) / m, a)), 1.0)
+    up_c = np.where(k_up >= m, 0.0, up_c)
+    lo_c = np.where(k_lo <= 0, 0.0, lo_c)
+    total = up_c + lo_c
+    need = total > delta
+    if need.any():
+        up_e = binom.sf(k_up[need], m, c[need])
+        lo_e = binom.cdf(k_lo[need] - 1, m, a[need])
+        total[need] = np.minimum(up_c[need], up_e) + np.minimum(lo_c[need], lo_e)
+    return float(np.max(total))
+
+
+@lru_cache(maxsize=4096)
+def estimate_size(t: float, delta: float) -> int:
+    """A verified ``m`` with ``sup_e P(|Bin(m, e)/m - e| > t) <= delta`` (rigorous), within ~1 %
+    of the smallest; the Hoeffding size ``ceil(ln(2/delta) / (2 t^2))`` brackets it from above.
+    The tail is symmetric under ``e -> 1 - e``: the cells cover ``[0, 1/2 + t]``."""
+    upper = math.ceil(math.log(2 / delta) / (2 * t**2))
+    grid = np.linspace(0.0, 1.0, math.ceil(40 / t) + 1)
+    grid = grid[: np.searchsorted(grid, 0.5 + t) + 1]
+    key = ("estimate", round(t, 12))
+    m = _smallest_verified(
+        lambda k: _estimate_tail_bound(k, t, grid, delta) <= delta,
+        round(upper * _RATIO.get(key, 0.65)),
+        upper,
+    )
+    _RATIO[key] = m / upper
+    return m
 
 
 def draw_thresholds(rng: np.random.Generator, eps: float, size: int) -> np.ndarray:
