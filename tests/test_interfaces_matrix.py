@@ -64,7 +64,7 @@ def _circuit(n: int, ret: str):
         if ret == "probs":
             return qml.probs(wires=[0, 1])
         if ret == "var":
-            return qml.var(0.5 * qml.Z(0) + qml.X(n - 1))
+            return qml.var(qml.Z(0) @ qml.X(n - 1))
         return qml.expval(qml.X(0)), qml.probs(wires=[n - 1])
 
     return circuit
@@ -166,7 +166,7 @@ def test_matrix_cell(interface, device, ret, n):
         diff_method="shadow",
         interface=interface.replace("-jit", ""),
         shots=3**n * SHOTS_PER_BASIS,
-        gradient_kwargs={"bases": "all"},
+        gradient_kwargs={"bases": "all", "strategy": "pure"},
     )
     grad = _gradient(interface, qnode, _coeffs(ret), _x(n))
     assert grad.shape == exact.shape
