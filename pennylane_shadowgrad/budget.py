@@ -35,8 +35,8 @@ from .circuit import (
     rotation_form,
 )
 from .estimators.dense import _apply_fixed, _apply_rotation, commutator_coefficients
-from .estimators.shadow import _covered_indices, _walsh_hadamard, pauli_weights
-from .snapshots import SnapshotPlan, make_plan
+from .estimators.shadow import _covered_indices, _walsh_hadamard, single_coverage
+from .snapshots import MAX_AUTO_BASES, SnapshotPlan, make_plan
 
 #: Default pilot fraction of the snapshot budget (measured: benchmarks/hybrid_allocation.py).
 DEFAULT_PILOT = 0.05
@@ -63,7 +63,9 @@ def output_observables(tape: QuantumScript, wire_order) -> list[PauliSum]:
     return out
 
 
-def generator_coefficients(circuit: RotationCircuit, obs: PauliSum, chunk: int = 16) -> np.ndarray:
+def generator_coefficients(
+    circuit: RotationCircuit, obs: PauliSum, chunk: int = 16, params=None
+) -> np.ndarray:
     """``gamma[j, P] = Tr(P G_j) / 2^n`` for every trainable parameter: shape ``(M, 4**n)``.
 
     Each generator ``P_j`` is carried forward through the gates after it (``Q_j = A_j P_j
@@ -85,6 +87,11 @@ def generator_coefficients(circuit: RotationCircuit, obs: PauliSum, chunk: int =
     out = np.zeros((num, 4**n))
     inside = _light_cone(circuit, obs)
     where = [(g, gate) for g, gate in enumerate(circuit.gates) if _is_param(gate) and inside[g]]
+    if params is not None:  # only these parameters' rows (the others stay zero)
+        keep = set(int(j) for j in params)
+        where = [(g, gate) for g, gate in where if gate.param in keep]
+    if not where:
+        return out
     for start in range(0, len(where), chunk):
         part = where[start : start + chunk]
         q = np.zeros((len(part),) + (4,) * n)
@@ -103,6 +110,233 @@ def generator_coefficients(circuit: RotationCircuit, obs: PauliSum, chunk: int =
         for row, (_, gate_j) in enumerate(part):
             out[gate_j.param] -= 0.5 * gate_j.scale * h[row].reshape(-1) / 2.0**n
     return out
+
+
+# --------------------------------------------------------------------------- light cones
+def gradient_support(circuit: RotationCircuit, observables: list[PauliSum]) -> np.ndarray:
+    """Qubit positions that carry every ``G_j`` of every observable (sorted).
+
+    ``G_j = (scale_j i / 2) [Q_j, O]`` with ``Q_j`` the generator carried forward through the
+    gates after rotation ``j``, so ``supp G_j`` lies in ``supp O`` united with the forward light
+    cone of rotation ``j``; only rotations in the backward light cone of ``O`` have ``G_j != 0``.
+    Every ``gamma_jP`` with ``P`` outside this support is exactly zero.
+    """
+    n = circuit.num_qubits
+    obs_wires = set()
+    for o in observables:
+        obs_wires |= set(np.flatnonzero(np.any(o.digits > 0, axis=0)).tolist())
+    union = PauliSum(np.zeros((1, n), dtype=np.uint8), np.zeros(1))
+    if obs_wires:
+        digits = np.zeros((1, n), dtype=np.uint8)
+        digits[0, sorted(obs_wires)] = 3
+        union = PauliSum(digits, np.ones(1))
+    inside = _light_cone(circuit, union)
+    support = set(obs_wires)
+    gates = circuit.gates
+    for g, gate in enumerate(gates):
+        if not (_is_param(gate) and inside[g]):
+            continue
+        cone = set(gate.wires)
+        for later in gates[g + 1 :]:
+            if cone.intersection(later.wires):
+                cone |= set(later.wires)
+        support |= cone
+    return np.array(sorted(support), dtype=np.int64)
+
+
+def restrict_circuit(circuit: RotationCircuit, support) -> RotationCircuit:
+    """The gates acting inside ``support`` only, on the ``len(support)``-qubit register.
+
+    Exact for :func:`generator_coefficients` when ``support`` comes from
+    :func:`gradient_support`: a gate that leaves the support never touches the forward light
+    cone of a rotation in the backward light cone of the observables, so it acts on every
+    ``Q_j`` as the identity.
+    """
+    pos = {int(q): k for k, q in enumerate(support)}
+    gates = []
+    for gate in circuit.gates:
+        if all(w in pos for w in gate.wires):
+            wires = tuple(pos[w] for w in gate.wires)
+            if isinstance(gate, PauliRotation):
+                gates.append(replace(gate, wires=wires))
+            else:
+                gates.append(FixedGate(wires, gate.matrix))
+    wire_order = qml.wires.Wires([circuit.wire_order[int(q)] for q in support])
+    return RotationCircuit(wire_order, tuple(gates), circuit.num_params)
+
+
+def restrict_pauli_sum(obs: PauliSum, support) -> PauliSum:
+    """``obs`` on the support register (its words must lie inside ``support``)."""
+    return PauliSum(obs.digits[:, np.asarray(support, dtype=np.int64)], obs.coeffs)
+
+
+def local_generator_coefficients(
+    circuit: RotationCircuit, observables: list[PauliSum]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(support, [gamma_o])``: :func:`generator_coefficients` on the light-cone register.
+
+    ``gamma_o`` has shape ``(M, 4**k)`` with ``k = len(support)``; the full coefficients are
+    these on words supported in ``support`` and zero elsewhere. Costs ``O(M 4**k)`` instead of
+    ``O(M 4**n)``: for shallow circuits with local observables ``k`` does not grow with ``n``.
+    """
+    support = gradient_support(circuit, observables)
+    local = restrict_circuit(circuit, support)
+    gamma = [generator_coefficients(local, restrict_pauli_sum(o, support)) for o in observables]
+    return support, gamma
+
+
+@dataclass
+class GradientBlocks:
+    """The coefficients ``gamma`` of every output, per light-cone block of components.
+
+    Component ``j`` only needs the words inside ``S_j = supp(O) + forward cone of rotation j``
+    (:func:`gradient_support` per component). Components are grouped by support (a support
+    contained in a larger one joins it); each block holds ``(support, rows, [gamma_o])`` with
+    ``gamma_o`` of shape ``(len(rows), 4**len(support))``. Every estimate and variance of a
+    component is computed exactly on its block's register, in ``O(sum_b |rows_b| 4^k_b)``
+    instead of ``O(M 4^n)``.
+    """
+
+    num_qubits: int
+    num_params: int
+    blocks: list
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.blocks[0][2]) if self.blocks else 0
+
+    def full(self) -> list[np.ndarray]:
+        """The ``(M, 4**n)`` coefficients of every output (small registers only)."""
+        out = [np.zeros((self.num_params, 4**self.num_qubits)) for _ in range(self.num_outputs)]
+        for support, rows, gammas in self.blocks:
+            idx = local_indices(self.num_qubits, support)
+            for o, g in enumerate(gammas):
+                out[o][np.ix_(rows, idx)] = g
+        return out
+
+    def map(self, fn) -> np.ndarray:
+        """``(M, O)`` array from ``fn(support, gamma_o) -> (len(rows),)`` per block, output."""
+        out = np.zeros((self.num_params, self.num_outputs))
+        for support, rows, gammas in self.blocks:
+            for o, g in enumerate(gammas):
+                out[rows, o] = fn(support, g)
+        return out
+
+    def needed_words(self) -> np.ndarray:
+        """Full-register flat indices of every word some component needs."""
+        idx = [local_indices(self.num_qubits, s)[c > 0] for s, c in self.word_weights()]
+        return np.unique(np.concatenate(idx)) if idx else np.zeros(0, dtype=np.int64)
+
+    @classmethod
+    def from_full(cls, gamma: list[np.ndarray], num_qubits: int) -> GradientBlocks:
+        """One block on the whole register from full ``(M, 4**n)`` coefficients."""
+        rows = np.arange(gamma[0].shape[0])
+        return cls(num_qubits, len(rows), [(np.arange(num_qubits), rows, list(gamma))])
+
+    def word_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(support, c)`` per block with ``c_P = sum_jo gamma_jP^2`` (``(4**k,)``)."""
+        return [(s, sum(np.sum(g**2, axis=0) for g in gs)) for s, _, gs in self.blocks]
+
+
+def gradient_blocks(circuit: RotationCircuit, observables: list[PauliSum]) -> GradientBlocks:
+    """Per-component light-cone blocks of ``gamma`` (see :class:`GradientBlocks`)."""
+    n = circuit.num_qubits
+    obs_wires = set()
+    for o in observables:
+        obs_wires |= set(np.flatnonzero(np.any(o.digits > 0, axis=0)).tolist())
+    digits = np.zeros((1, n), dtype=np.uint8)
+    digits[0, sorted(obs_wires)] = 3
+    inside = _light_cone(circuit, PauliSum(digits, np.ones(1)))
+    supports: dict[int, set] = {}
+    gates = circuit.gates
+    for g, gate in enumerate(gates):
+        if not (_is_param(gate) and inside[g]):
+            continue
+        cone = set(gate.wires)
+        for later in gates[g + 1 :]:
+            if cone.intersection(later.wires):
+                cone |= set(later.wires)
+        supports.setdefault(gate.param, set(obs_wires)).update(cone)
+    groups: list[tuple[frozenset, list]] = []
+    for j, sup in sorted(supports.items(), key=lambda item: -len(item[1])):
+        for big, rows in groups:
+            if sup <= big:
+                rows.append(j)
+                break
+        else:
+            groups.append((frozenset(sup), [j]))
+    blocks = []
+    for sup, rows in groups:
+        support = np.array(sorted(sup), dtype=np.int64)
+        local = restrict_circuit(circuit, support)
+        rows = np.array(sorted(rows), dtype=np.int64)
+        gammas = [
+            generator_coefficients(local, restrict_pauli_sum(o, support), params=rows)[rows]
+            for o in observables
+        ]
+        blocks.append((support, rows, gammas))
+    return GradientBlocks(n, circuit.num_params, blocks)
+
+
+def block_shadow_variance(
+    blocks: GradientBlocks, plan: SnapshotPlan, x, max_bases: int | None = None
+) -> np.ndarray:
+    """``(M, O)`` exact variances of the plan's shadow estimate (:func:`shadow_variance` per
+    block). ``x``: full flat Pauli expectations, or a list of per-block local ones."""
+    out = np.zeros((blocks.num_params, blocks.num_outputs))
+    for b, (support, rows, gammas) in enumerate(blocks.blocks):
+        xb = x[b] if isinstance(x, list) else x
+        for o, g in enumerate(gammas):
+            out[rows, o] = shadow_variance(g, plan, xb, max_bases=max_bases, support=support)[0]
+    return out
+
+
+def block_sums(blocks: GradientBlocks, plan: SnapshotPlan, outcomes: list) -> list:
+    """A :class:`~.estimators.shadow.ShadowSums` of the snapshots on every block's register."""
+    from .estimators.shadow import ShadowSums
+
+    n = blocks.num_qubits
+    return [
+        ShadowSums(local_plan(plan, s), local_outcomes(outcomes, n, s)) for s, _, _ in blocks.blocks
+    ]
+
+
+def local_indices(num_qubits: int, support) -> np.ndarray:
+    """Flat full-register index of every word of the support register: ``(4**k,)``."""
+    k = len(support)
+    digits = np.indices((4,) * k).reshape(k, -1)
+    place = 4 ** (num_qubits - 1 - np.asarray(support, dtype=np.int64))
+    return place @ digits if k else np.zeros(1, dtype=np.int64)
+
+
+def local_plan(plan: SnapshotPlan, support) -> SnapshotPlan:
+    """``plan`` seen on ``support``: same shots per basis, bases restricted to ``support``.
+
+    Coefficients of words inside ``support`` are estimated exactly as in the full plan (same
+    covering shots, same coverage probabilities), so variances computed on it are exact.
+    """
+    support = np.asarray(support, dtype=np.int64)
+    beta = None if getattr(plan, "beta", None) is None else plan.beta[support]
+    return replace(plan, bases=plan.bases[:, support], beta=beta)
+
+
+def local_outcomes(outcomes: list, num_qubits: int, support) -> list:
+    """Outcome integers (wire 0 most significant) marginalised to ``support``."""
+    support = np.asarray(support, dtype=np.int64)
+    shifts = num_qubits - 1 - support
+    place = 1 << np.arange(len(support) - 1, -1, -1)
+    return [(((s[:, None] >> shifts[None]) & 1) @ place).astype(np.int64) for s in outcomes]
+
+
+def _merge_bases(plan: SnapshotPlan) -> SnapshotPlan:
+    """A deterministic plan with equal bases merged (shots summed): same estimator variance."""
+    if plan.random:
+        return plan
+    uniq, inverse = np.unique(plan.bases, axis=0, return_inverse=True)
+    if len(uniq) == plan.num_bases:
+        return plan
+    shots = np.bincount(inverse.reshape(-1), plan.shots, minlength=len(uniq)).astype(np.int64)
+    return replace(plan, bases=uniq, shots=shots)
 
 
 def _light_cone(circuit: RotationCircuit, obs: PauliSum) -> list[bool]:
@@ -135,7 +369,7 @@ def _coverage(plan: SnapshotPlan) -> tuple[np.ndarray, np.ndarray]:
     idx = _covered_indices(plan.bases)
     counts = np.bincount(idx.ravel(), np.repeat(plan.shots, 2**n), minlength=4**n).astype(float)
     if plan.random:
-        counts *= 1.0 - (1.0 - 3.0 ** (-pauli_weights(n).ravel())) ** plan.num_bases
+        counts *= 1.0 - (1.0 - single_coverage(plan)) ** plan.num_bases
     return idx, counts
 
 
@@ -159,6 +393,7 @@ def shadow_variance(
     x: np.ndarray,
     chunk: int = 64,
     max_bases: int | None = None,
+    support=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Variance of every component of the plan's shadow estimate, and a state-free bound.
 
@@ -170,16 +405,25 @@ def shadow_variance(
         chunk: bases processed at once (memory ``chunk * M * 2^n``).
         max_bases: for a random plan, evaluate only its first ``max_bases`` (i.i.d.) bases and
             rescale: an unbiased estimate of the average over the bases, much cheaper.
+        support: qubit positions of ``gamma``'s register when it comes from
+            :func:`local_generator_coefficients` (``plan`` and ``x`` may be full-register: they
+            are restricted here; equal restricted bases of a deterministic plan are merged).
+            Exact: the variance only depends on the plan and the state on ``support``.
 
     Returns:
         ``(variance, bound)``, each of shape ``(M,)``; ``bound = sum_b S_b max_s w_jb(s)^2``
         does not depend on the state.
     """
+    if support is not None:
+        x = np.asarray(x).reshape(-1)
+        if x.size == 4**plan.num_qubits and len(support) < plan.num_qubits:
+            x = x[local_indices(plan.num_qubits, support)]
+        plan = _merge_bases(local_plan(plan, support))
     idx, div = _coverage(plan)
     used = plan.num_bases
     if plan.random and max_bases is not None and max_bases < plan.num_bases:
         used = max_bases
-        plan = SnapshotPlan(plan.bases[:used], plan.shots[:used], True, 1, False)
+        plan = replace(plan, bases=plan.bases[:used], shots=plan.shots[:used], groups=1)
     probs = basis_probabilities(plan, x)
     num = gamma.shape[0]
     live = np.flatnonzero(np.any(gamma != 0, axis=1))
@@ -201,6 +445,118 @@ def shadow_variance(
     full_var, full_bound = np.zeros(num), np.zeros(num)
     full_var[live], full_bound[live] = var * factor, bound * factor
     return full_var, full_bound
+
+
+# --------------------------------------------------------------------------- biased bases
+def optimal_bias(blocks: GradientBlocks, floor: float = 0.0, sweeps: int = 50) -> np.ndarray:
+    """Per-qubit X/Y/Z probabilities ``beta`` (``(n, 3)``) of a locally-biased plan.
+
+    Minimises the standard proxy ``sum_j sum_P gamma_jP^2 / prod_{q in supp P} beta_q(P_q)``
+    (the variance of the textbook biased-shadow estimator without cross terms, and of the
+    ratio estimator of a deterministic plan with ``N_P = T prod beta``) by exact coordinate
+    descent: with the other qubits fixed, the objective is ``sum_p A_p / beta_q(p)``, minimised
+    by ``beta_q(p) ~ sqrt(A_p)``. Convex in ``log beta``, so the sweeps converge to the optimum.
+    ``floor`` mixes in the uniform law (``beta <- (1 - 3 floor) beta + floor``). Qubits that no
+    component needs stay uniform.
+    """
+    n = blocks.num_qubits
+    weights = [(s, c.reshape((4,) * len(s))) for s, c in blocks.word_weights()]
+    beta = np.full((n, 3), 1.0 / 3.0)
+    for _ in range(sweeps):
+        old = beta.copy()
+        for q in range(n):
+            a = np.zeros(3)
+            for support, c in weights:
+                hit = np.flatnonzero(support == q)
+                if hit.size == 0:
+                    continue
+                cover = _word_coverage(beta[support])  # prod_q' beta_q'(P_q') of every word
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    terms = np.where(c > 0, c / cover, 0.0)
+                axes = tuple(r for r in range(len(support)) if r != hit[0])
+                a += terms.sum(axis=axes)[1:] * beta[q]  # sum_{P_q = p} c / prod_{q' != q}
+            if a.sum() > 0:
+                beta[q] = np.sqrt(a) / np.sqrt(a).sum()
+        if np.max(np.abs(beta - old)) < 1e-10:
+            break
+    return (1.0 - 3.0 * floor) * beta + floor
+
+
+def _word_coverage(beta: np.ndarray) -> np.ndarray:
+    """``prod_{q in supp P} beta_q(P_q)`` for every word, shape ``(4,)*k``."""
+    out = np.ones(())
+    for row in beta:
+        out = np.multiply.outer(out, np.concatenate([[1.0], row]))
+    return out
+
+
+def bias_proxy(blocks: GradientBlocks, beta: np.ndarray) -> float:
+    """The proxy ``sum_jP gamma_jP^2 / prod beta`` of :func:`optimal_bias`; ``beta = 1/3``
+    gives the uniform plan's ``sum gamma^2 3^w``."""
+    total = 0.0
+    for support, c in blocks.word_weights():
+        q = _word_coverage(beta[support]).reshape(-1)
+        live = c > 0
+        total += float(np.sum(c[live] / q[live]))
+    return total
+
+
+def biased_plan(
+    num_qubits: int,
+    snapshots: int,
+    beta: np.ndarray,
+    need=None,
+    bases="auto",
+    groups: int = 20,
+    seed=None,
+) -> SnapshotPlan:
+    """A locally-biased plan with per-qubit X/Y/Z probabilities ``beta`` (``(n, 3)``).
+
+    ``bases="auto"``: deterministic when ``3**n <= min(T, 729)`` (as the uniform default),
+    else ``min(T, 729)`` random bases. Deterministic: shots per basis
+    ``S_b ~ T prod_q beta_q(b_q)`` (largest remainders; bases with no shot are left out);
+    the pooled ratio estimator stays exactly unbiased as long as every needed word is covered
+    (``N_P >= 1``), which is enforced for the flat word indices ``need`` (default: all words
+    with ``prod beta > 0``) by moving single shots. Random: ``B`` bases drawn i.i.d. from
+    ``beta``; the estimator divides by ``1 - (1 - prod beta)^B`` (``plan.beta`` set).
+    """
+    n, total = num_qubits, int(snapshots)
+    beta = np.asarray(beta, dtype=float)
+    complete = 3**n
+    if bases == "auto":
+        bases = "all" if complete <= min(total, MAX_AUTO_BASES) else min(total, MAX_AUTO_BASES)
+    rng = np.random.default_rng(seed)
+    if bases != "all":
+        b = int(bases)
+        digits = np.stack([rng.choice(3, size=b, p=beta[q] / beta[q].sum()) for q in range(n)], 1)
+        digits = (digits + 1).astype(np.uint8)
+        shots = np.full(b, total // b, dtype=np.int64)
+        shots[: total % b] += 1
+        return SnapshotPlan(digits, shots, True, int(min(groups, b)), False, beta)
+    digits = np.array(np.meshgrid(*[[1, 2, 3]] * n, indexing="ij")).reshape(n, -1).T
+    digits = digits.astype(np.uint8)
+    prob = np.prod(beta[np.arange(n)[None], digits.astype(int) - 1], axis=1)
+    real = total * prob / prob.sum()
+    shots = np.floor(real).astype(np.int64)
+    order = np.argsort(-(real - shots))
+    shots[order[: total - int(shots.sum())]] += 1
+    idx = _covered_indices(digits)
+    if need is None:
+        need = np.flatnonzero(single_coverage(SnapshotPlan(digits, shots, True, 2, False, beta)))
+    need = np.asarray(need, dtype=np.int64)
+    for _ in range(complete):
+        counts = np.bincount(idx.ravel(), np.repeat(shots, 2**n), minlength=4**n)
+        missing = need[counts[need] == 0]
+        if missing.size == 0:
+            break
+        covers = np.flatnonzero(np.any(idx == missing[0], axis=1))
+        shots[covers[np.argmax(prob[covers])]] += 1
+        shots[np.argmax(shots)] -= 1
+    else:  # pragma: no cover - every word has a covering basis
+        raise RuntimeError("could not cover every needed word")
+    keep = shots > 0
+    shots, digits = shots[keep], digits[keep]
+    return SnapshotPlan(digits, shots, False, int(max(2, min(groups, shots.min()))), True, beta)
 
 
 # --------------------------------------------------------------------------- exact states

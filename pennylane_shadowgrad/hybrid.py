@@ -20,16 +20,21 @@ from pennylane.tape import QuantumScript
 from .budget import (
     _ZERO_TOL,
     Allocation,
+    GradientBlocks,
     _param_scales,
     _variance_from_x,
     allocate,
-    generator_coefficients,
+    biased_plan,
+    block_shadow_variance,
+    block_sums,
+    gradient_blocks,
+    local_indices,
+    optimal_bias,
     output_observables,
-    shadow_variance,
+    restrict_pauli_sum,
     shifted_tape,
 )
 from .circuit import RotationCircuit
-from .estimators.shadow import ShadowSums
 from .snapshots import SnapshotPlan, decode, make_plan, snapshot_tapes
 
 #: Random plans are evaluated on at most this many of their (i.i.d.) bases when predicting
@@ -114,36 +119,46 @@ class Stage2:
 def prepare_stage2(
     tape: QuantumScript,
     circuit: RotationCircuit,
-    x: np.ndarray,
+    x,
     remaining: int,
     chosen,
     rng: np.random.Generator,
     groups: int,
-    gamma: list,
-    x_loo: np.ndarray | None = None,
+    gamma,
+    x_loo=None,
+    beta: np.ndarray | None = None,
 ) -> Stage2:
-    """Allocate ``remaining`` shots from the pilot's Pauli estimates ``x`` (flat)."""
+    """Allocate ``remaining`` shots from the pilot's Pauli estimates ``x``.
+
+    ``gamma`` is a :class:`~.budget.GradientBlocks` (or a list of full ``(M, 4**n)`` arrays);
+    ``x`` and ``x_loo`` are full flat arrays or lists with one local array per block. With
+    ``beta`` the main shadow plan is locally biased (:func:`~.budget.biased_plan`).
+    """
     n = circuit.num_qubits
-    observables = output_observables(tape, circuit.wire_order)
+    blocks = gamma if isinstance(gamma, GradientBlocks) else GradientBlocks.from_full(gamma, n)
     chosen_mask = np.zeros(circuit.num_params, dtype=bool)
     chosen_mask[list(chosen)] = True
-    nonzero = np.any(np.stack([np.sum(g**2, 1) for g in gamma], 1) > _ZERO_TOL, axis=1)
+    nonzero = np.any(blocks.map(lambda s, g: np.sum(g**2, 1)) > _ZERO_TOL, axis=1)
     active = nonzero & chosen_mask
-    ref = make_plan(n, max(remaining, 1), bases="auto", seed=rng)
-    v = np.stack([shadow_variance(g, ref, x, max_bases=_VARIANCE_BASES)[0] for g in gamma], 1)
-    v = v * ref.num_snapshots
+    need = blocks.needed_words() if beta is not None else None
+
+    def make(snapshots, groups_):
+        if beta is None:
+            return make_plan(n, snapshots, bases="auto", groups=groups_, seed=rng)
+        return biased_plan(n, snapshots, beta, need, groups=groups_, seed=rng)
+
+    ref = make(max(remaining, 1), 20)
+    v = block_shadow_variance(blocks, ref, x, _VARIANCE_BASES) * ref.num_snapshots
     v[~chosen_mask] = 0.0
-    u = plug_in_shift_variance(circuit, observables, x, x_loo)
+    u = plug_in_shift_variance(circuit, *_observable_context(tape, circuit, blocks, x, x_loo))
     complete = 3**n
     min_shadow = complete if complete <= min(remaining, 729) else 1
     alloc = allocate(v, u, remaining, active, min_shadow)
     main_plan = None
     var_sh = np.full(v.shape, np.inf)
     if alloc.shadow > 0:
-        main_plan = make_plan(n, alloc.shadow, bases="auto", groups=groups, seed=rng)
-        var_sh = np.stack(
-            [shadow_variance(g, main_plan, x, max_bases=_VARIANCE_BASES)[0] for g in gamma], 1
-        )
+        main_plan = make(alloc.shadow, groups)
+        var_sh = block_shadow_variance(blocks, main_plan, x, _VARIANCE_BASES)
     m = alloc.ps_shots[:, None].astype(float)
     var_ps = np.where(m > 0, u / np.where(m > 0, m, 1.0), np.inf)
     # inverse-variance weights from the pilot only; a missing estimator has weight 0
@@ -155,6 +170,31 @@ def prepare_stage2(
     return Stage2(alloc, main_plan, w, var_sh, var_ps, active, chosen_mask)
 
 
+def _observable_context(tape, circuit, blocks: GradientBlocks, x, x_loo):
+    """Observables and Pauli estimates on the largest block (it holds every observable)."""
+    n = circuit.num_qubits
+    observables = output_observables(tape, circuit.wire_order)
+    if not blocks.blocks:
+        support, b = np.arange(n), None
+    else:
+        b = int(np.argmax([len(s) for s, _, _ in blocks.blocks]))
+        support = blocks.blocks[b][0]
+    if isinstance(x, list):
+        xb = x[b]
+        loo = None if x_loo is None else x_loo[b]
+    else:
+        idx = local_indices(n, support)
+        xb = np.asarray(x).reshape(-1)[idx]
+        loo = None if x_loo is None else np.asarray(x_loo).reshape(len(x_loo), -1)[:, idx]
+    observables = [restrict_pauli_sum(o, support) for o in observables]
+    return observables, xb, loo
+
+
+def light_cone_context(tape: QuantumScript, circuit: RotationCircuit) -> GradientBlocks:
+    """The per-component light-cone blocks of ``gamma`` of every output (classical, once)."""
+    return gradient_blocks(circuit, output_observables(tape, circuit.wire_order))
+
+
 def run_hybrid(
     tape: QuantumScript,
     circuit: RotationCircuit,
@@ -164,11 +204,17 @@ def run_hybrid(
     device,
     chosen,
     rng: np.random.Generator,
-    estimate_shadow,
-    groups: int,
-    gamma: list | None = None,
+    estimate_shadow=None,
+    groups: int = 20,
+    gamma=None,
+    beta: np.ndarray | None = None,
 ) -> HybridResult:
     """Stage 2: allocate ``remaining`` shots from the pilot, execute, combine.
+
+    Everything classical runs on the light-cone register ``support`` of the gradient
+    observables (:func:`~.budget.gradient_support`): the pilot's Pauli estimates, the variance
+    predictions and the main shadow estimate ``d_j = sum_P gamma_jP x_P`` (the pure
+    estimator's value, exactly). Its cost is ``O(M 4^k)`` for a ``k``-qubit support.
 
     Args:
         tape: the decomposed tape (expval / probs measurements only).
@@ -178,17 +224,19 @@ def run_hybrid(
         device: where stage 2 runs (``qml.execute``).
         chosen: trainable parameter indices to differentiate.
         rng: source of the main plan's random bases.
-        estimate_shadow: ``(plan, outcomes) -> list of per-measurement Jacobians``.
+        estimate_shadow: unused (kept for compatibility); the shadow estimate is ``gamma @ x``.
         groups: replicate groups of the main plan.
-        gamma: precomputed :func:`~.budget.generator_coefficients` per output (optional).
+        gamma: precomputed :func:`light_cone_context` (optional).
+        beta: per-qubit X/Y/Z probabilities of a biased main plan (``None``: uniform).
     """
-    sums = ShadowSums(pilot_plan, pilot_outcomes)
-    x = sums.pooled().reshape(-1)
-    x_loo = sums.leave_one_out().reshape(pilot_plan.groups, -1)
-    if gamma is None:
-        observables = output_observables(tape, circuit.wire_order)
-        gamma = [generator_coefficients(circuit, o) for o in observables]
-    st = prepare_stage2(tape, circuit, x, remaining, chosen, rng, groups, gamma, x_loo)
+    n = circuit.num_qubits
+    blocks = light_cone_context(tape, circuit) if gamma is None else gamma
+    if not isinstance(blocks, GradientBlocks):
+        blocks = GradientBlocks.from_full(blocks, n)
+    sums = block_sums(blocks, pilot_plan, pilot_outcomes)
+    x = [sb.pooled().reshape(-1) for sb in sums]
+    x_loo = [sb.leave_one_out().reshape(pilot_plan.groups, -1) for sb in sums]
+    st = prepare_stage2(tape, circuit, x, remaining, chosen, rng, groups, blocks, x_loo, beta)
     alloc, main_plan, w = st.allocation, st.plan, st.weights
     active, chosen_mask = st.active, st.chosen
     var_sh, var_ps = st.var_shadow, st.var_shift
@@ -213,8 +261,11 @@ def run_hybrid(
     num_out = len(outputs)
     shadow_est = np.zeros((circuit.num_params, num_out))
     if main_plan is not None:
-        jacs = estimate_shadow(main_plan, decode(results[:num_snapshot_tapes], main_plan))
-        shadow_est = np.stack([_entry(jacs[m], e) for m, e in outputs], axis=1)
+        outcomes = decode(results[:num_snapshot_tapes], main_plan)
+        x_main = [sb.pooled().reshape(-1) for sb in block_sums(blocks, main_plan, outcomes)]
+        for (_, rows, gammas), xb in zip(blocks.blocks, x_main):
+            for o, g in enumerate(gammas):
+                shadow_est[rows, o] = g @ xb
     ps_est = np.zeros((circuit.num_params, num_out))
     for k, j in enumerate(shifted):
         plus, minus = results[num_snapshot_tapes + 2 * k], results[num_snapshot_tapes + 2 * k + 1]
@@ -245,10 +296,6 @@ def run_hybrid(
         )
     shots = alloc.shadow + alloc.ps_total
     return HybridResult(jac_out, var_out, alloc, main_plan, len(tapes), shots, notes)
-
-
-def _entry(jac: np.ndarray, e: int | None) -> np.ndarray:
-    return jac if e is None else jac[:, e]
 
 
 def resolve_strategy(strategy, device, tape: QuantumScript, terms: dict) -> tuple[str, str]:
@@ -287,12 +334,18 @@ def hybrid_gradient(
     groups: int,
     rng: np.random.Generator,
     reason: str,
+    biased: bool = False,
+    bias_floor: float = 0.0,
 ):
-    """Stage-1 tapes (pilots, one per budget) and the processing function running stage 2."""
+    """Stage-1 tapes (pilots, one per budget) and the processing function running stage 2.
+
+    The pilot is always uniform (it estimates the Pauli expectations the variances need); with
+    ``biased`` the main shadow plan is locally biased (:func:`~.budget.optimal_bias`).
+    """
     import time
 
     from .resources import _publish, is_recording
-    from .shadow_gradient import _estimate_one, _format
+    from .shadow_gradient import _format
 
     if not 0 < pilot < 1:
         raise ValueError(f"'pilot' must be a fraction in (0, 1), got {pilot!r}.")
@@ -301,13 +354,16 @@ def hybrid_gradient(
     batches = [snapshot_tapes(ops_only, p, circuit.wire_order) for p in pilots]
     all_tapes = [t for batch in batches for t in batch]
 
-    def estimate(plan, outcomes):
-        return _estimate_one(tape, circuit, plan, outcomes, {}, False)[0]
+    context = {}
 
     def processing_fn(results):
         out, offset = [], 0
         for total, p_plan, batch in zip(budgets, pilots, batches):
             start = time.perf_counter()
+            if not context:  # classical, once per gradient: light cone, gamma, bias
+                blocks = light_cone_context(tape, circuit)
+                beta = optimal_bias(blocks, floor=bias_floor) if biased else None
+                context.update(blocks=blocks, beta=beta)
             outcomes = decode(results[offset : offset + len(batch)], p_plan)
             offset += len(batch)
             res = run_hybrid(
@@ -319,8 +375,10 @@ def hybrid_gradient(
                 device,
                 chosen,
                 rng,
-                estimate,
+                None,
                 groups,
+                context["blocks"],
+                context["beta"],
             )
             if is_recording():
                 _publish(_hybrid_record(res, p_plan, circuit, reason, time.perf_counter() - start))

@@ -41,6 +41,10 @@ class SnapshotPlan:
         groups: number of independent replicate groups ``K``.
         shot_groups: whether groups split each basis' shots (complete plan) or the bases
             themselves (random plan).
+        beta: ``(n, 3)`` per-qubit X/Y/Z probabilities of a locally-biased plan, or ``None``
+            (uniform). A random biased plan draws its bases from ``beta`` and the estimator
+            divides by the coverage probability ``1 - (1 - prod_q beta_q(P_q))^B``; a
+            deterministic biased plan has ``shots[b] ~ prod_q beta_q(b_q)`` (budget.biased_plan).
     """
 
     bases: np.ndarray
@@ -48,6 +52,7 @@ class SnapshotPlan:
     random: bool
     groups: int
     shot_groups: bool
+    beta: np.ndarray | None = None
 
     @property
     def num_bases(self) -> int:

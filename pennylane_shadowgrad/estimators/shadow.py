@@ -49,6 +49,21 @@ def pauli_weights(num_qubits: int) -> np.ndarray:
     return w
 
 
+def single_coverage(plan: SnapshotPlan) -> np.ndarray:
+    """Probability that one random basis of ``plan`` covers each word, flat ``(4**n,)``.
+
+    ``3^-w`` for uniform bases; ``prod_{q in supp P} beta_q(P_q)`` for a biased plan.
+    """
+    n = plan.num_qubits
+    beta = getattr(plan, "beta", None)
+    if beta is None:
+        return 3.0 ** (-pauli_weights(n).ravel())
+    out = np.ones(1)
+    for q in range(n):
+        out = np.multiply.outer(out, np.concatenate([[1.0], beta[q]])).reshape(-1)
+    return out
+
+
 class ShadowSums:
     """Per-basis parity sums of a snapshot plan, reduced on demand to Pauli estimates.
 
@@ -70,6 +85,7 @@ class ShadowSums:
         self._parity = _walsh_hadamard(hist)  # (layers, B, 2^n) parity sums of covered words
         self._shots = hist.sum(axis=2)  # (layers, B)
         self._weights = pauli_weights(n).ravel()
+        self._single = single_coverage(plan) if plan.random else None
 
     def _scatter(self, layer_rows) -> tuple[np.ndarray, np.ndarray, int]:
         """Sums, covering-shot counts and number of bases over ``(layer, rows)`` selections."""
@@ -86,7 +102,8 @@ class ShadowSums:
     def _estimate(self, sums, counts, num_bases) -> np.ndarray:
         x = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
         if self.plan.random:
-            x /= 1.0 - (1.0 - 3.0 ** (-self._weights)) ** num_bases
+            cover = 1.0 - (1.0 - self._single) ** num_bases
+            x = np.divide(x, cover, out=np.zeros_like(x), where=cover > 0)
         return x.reshape((4,) * self.plan.num_qubits)
 
     def _group_selection(self, k: int) -> list:
