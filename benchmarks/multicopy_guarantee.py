@@ -9,6 +9,7 @@ a sweep of larger divisors shows where the guarantee does break.
     python benchmarks/multicopy_guarantee.py [runs] [sweep_runs]
     python benchmarks/multicopy_guarantee.py calibrate [runs]   # tunes constants="calibrated"
     python benchmarks/multicopy_guarantee.py calibrated [runs]  # tests the calibrated constants
+    python benchmarks/multicopy_guarantee.py calibrate-shift [runs]  # parameter-shift's divisor
 
 Calibration seeds (50000 + i) are disjoint from the test seeds (1000 + i).
 """
@@ -50,9 +51,7 @@ def _exact(tape, dev):
     return np.array(fn(qml.execute(tapes, dev)), dtype=float)
 
 
-def gradient_error(
-    seed: int, variant: str, batch_divisor: float = 1, dev=None, **options
-) -> tuple:
+def gradient_error(seed: int, variant: str, batch_divisor: float = 1, dev=None, **options) -> tuple:
     """``(max error, report)`` of one seeded run of the transform on ``random_tape(seed)``."""
     dev = dev or qml.device("default.qubit")
     tape = random_tape(seed, variant)
@@ -131,12 +130,58 @@ def calibrate(runs: int = 200) -> None:
         if not ok:
             break
         best = d
-    print(f"largest divisor with failure rate <= delta/2: {best}; with safety factor 2: {best / 2}")
+    print(f"largest divisor with failure rate <= delta/2: {best}; tuned divisor max(1, {best}/2)")
+
+
+def shift_failures(runs: int, divisor: float, seed0: int = 50000) -> int:
+    """Parameter-shift with its theoretical shots / ``divisor``, outcomes sampled exactly.
+
+    Both test observables have two eigenvalues, so each shot is a Bernoulli draw of the upper
+    eigenvalue; a run fails when ``max_j |g_j - d_j f| > eps``.
+    """
+    from pennylane_shadowgrad.multicopy.report import parameter_shift_sizing
+
+    dev = qml.device("default.qubit")
+    rng = np.random.default_rng(seed0)
+    failures = 0
+    for i in range(runs):
+        tape = random_tape(seed0 + i, "two" if i % 2 else "single")
+        mat = qml.matrix(tape.measurements[0].obs, wire_order=tape.wires)
+        evals = np.linalg.eigvalsh(mat)
+        lo, hi = evals[0], evals[-1]
+        m = len(tape.trainable_params)
+        shots = parameter_shift_sizing(m, 1, (hi - lo) / 2, EPSILON, DELTA, True)
+        n_shots = max(1, int(np.ceil(shots["shots_per_circuit"] / divisor)))
+        tapes, fn = qml.gradients.param_shift(tape)
+        vals = np.array(qml.execute(tapes, dev), dtype=float)
+        q = np.clip((vals - lo) / (hi - lo), 0, 1)
+        sampled = lo + (hi - lo) * rng.binomial(n_shots, q) / n_shots
+        est = np.array(fn(list(sampled)), dtype=float)
+        failures += bool(np.max(np.abs(est - fn(list(vals)))) > EPSILON)
+    return failures
+
+
+def calibrate_shift(runs: int = 200) -> None:
+    """The same tuning procedure for parameter-shift's shots (``CALIBRATED_SHIFT_DIVISOR``)."""
+    best = 1
+    for d in CALIBRATION_GRID:
+        f = shift_failures(runs, d)
+        ok = f <= DELTA / 2 * runs
+        print(
+            f"parameter-shift calibration, shots / {d}: {f}/{runs} failures  "
+            + ("[ok]" if ok else "[too small]")
+        )
+        if not ok:
+            break
+        best = d
+    print(f"largest divisor with failure rate <= delta/2: {best}; tuned divisor max(1, {best}/2)")
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if args and args[0] == "calibrate":
+    if args and args[0] == "calibrate-shift":
+        calibrate_shift(int(args[1]) if len(args) > 1 else 200)
+    elif args and args[0] == "calibrate":
         calibrate(int(args[1]) if len(args) > 1 else 200)
     elif args and args[0] == "calibrated":
         n = int(args[1]) if len(args) > 1 else 200

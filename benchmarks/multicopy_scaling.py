@@ -7,7 +7,12 @@ parameter-shift sized the same way (worst-case Hoeffding, union bound over rotat
 the statistical engine (emulated, not executed). Writes a table and log-log plots with fitted
 slopes under ``benchmarks/results/``.
 
-    python benchmarks/multicopy_scaling.py
+Both sides are sized the same way: ``--constants theoretical`` (default; the protocol's
+rigorous exact-binomial/anytime sizes, parameter-shift's rigorous union-bound sizes with exact
+binomial tails for two-outcome observables) or ``--constants calibrated`` (both divided by their
+tuned divisors). ``--quick``: M in {10, 30, 100} only (smoke test).
+
+    python benchmarks/multicopy_scaling.py [--quick] [--constants calibrated]
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ def layered_tape(n: int, m: int, obs, seed: int = 0) -> qml.tape.QuantumScript:
     return tape
 
 
-def run(n: int, m: int, variant: str, dev) -> dict:
+def run(n: int, m: int, variant: str, dev, constants: str = "theoretical") -> dict:
     if variant == "two":
         obs = qml.Projector([0] * n, wires=range(n))
     else:
@@ -49,7 +54,7 @@ def run(n: int, m: int, variant: str, dev) -> dict:
     tape = layered_tape(n, m, obs)
     with sg.record() as rec:
         tapes, fn = sg.gentle_multicopy_grad(
-            tape, epsilon=EPSILON, delta=DELTA, register=variant, seed=m + n
+            tape, epsilon=EPSILON, delta=DELTA, register=variant, seed=m + n, constants=constants
         )
         fn(qml.execute(tapes, dev))
     rep = rec[0].report
@@ -73,7 +78,7 @@ def slope(xs, ys) -> float:
     return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
 
 
-def main() -> None:
+def main(ms=MS, constants: str = "theoretical") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,11 +89,11 @@ def main() -> None:
     rows = []
     for n in (2, 3):
         for variant in ("two", "single"):
-            for m in MS:
-                row = run(n, m, variant, dev)
+            for m in ms:
+                row = run(n, m, variant, dev, constants)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    (RESULTS / "multicopy_scaling.json").write_text(json.dumps(rows, indent=1))
+    (RESULTS / f"multicopy_scaling_{constants}.json").write_text(json.dumps(rows, indent=1))
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     print("\nfitted log-log slopes (all M):")
     for i, n in enumerate((2, 3)):
@@ -112,18 +117,30 @@ def main() -> None:
             ax.set(
                 xlabel="M (trainable rotations)",
                 ylabel=f"{label} per gradient",
-                title=f"n = {n}, eps = {EPSILON}",
+                title=f"n = {n}, eps = {EPSILON}, {constants}",
             )
             ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(RESULTS / "multicopy_scaling.png", dpi=120)
-    print("\n n     M  variant          copies     PS copies   gates      PS gates   rounds")
+    fig.savefig(RESULTS / f"multicopy_scaling_{constants}.png", dpi=120)
+    print(f"plot: {RESULTS / f'multicopy_scaling_{constants}.png'} (constants={constants})")
+    print(
+        "\n n     M  variant          copies     PS copies  gates      PS gates   rounds "
+        "updates  copies/PS  gates/PS"
+    )
     for r in rows:
         print(
             f"{r['n']:2d} {r['M']:5d}  {r['variant']:15s} {r['copies']:.3e}  "
-            f"{r['ps_copies']:.3e}  {r['gates']:.3e}  {r['ps_gates']:.3e}  {r['rounds']}"
+            f"{r['ps_copies']:.3e}  {r['gates']:.3e}  {r['ps_gates']:.3e}  {r['rounds']:6d} "
+            f"{r['updates']:7d}  {r['copies'] / r['ps_copies']:9.3g}  "
+            f"{r['gates'] / r['ps_gates']:8.3g}"
         )
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--constants", default="theoretical")
+    args = parser.parse_args()
+    main((10, 30, 100) if args.quick else MS, args.constants)

@@ -42,7 +42,8 @@ GAMMA = TAU - ESTIMATE_ACCURACY
 #: (``python benchmarks/multicopy_guarantee.py calibrate``): on calibration seeds disjoint from
 #: the test seeds (random 2-3 qubit circuits, both registers, eps = 0.25, delta = 0.05), divide
 #: the theoretical batch and fresh-estimate sizes by d in a geometric grid; keep the largest d
-#: whose observed failure rate is <= delta / 2 on 2 x 100 runs, then halve it (safety factor 2).
+#: whose observed failure rate is <= delta / 2 on 2 x 100 runs; the divisor is max(1, d / 2)
+#: (safety factor 2).
 CALIBRATED_BATCH_DIVISOR = 8.0
 CALIBRATED_ESTIMATE_DIVISOR = 8.0
 
