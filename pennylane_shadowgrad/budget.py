@@ -559,6 +559,31 @@ def biased_plan(
     return SnapshotPlan(digits, shots, False, int(max(2, min(groups, shots.min()))), True, beta)
 
 
+#: Uniform mixture in the biased bases (``beta >= BIAS_FLOOR``): keeps every needed word's
+#: coverage probability away from zero for random plans.
+BIAS_FLOOR = 0.01
+
+
+def biased_plans(
+    tape: QuantumScript, circuit: RotationCircuit, budgets, bases, groups: int, rng, terms=None
+) -> list[SnapshotPlan]:
+    """One locally-biased plan per budget for ``tape`` (``biased_bases=True``)."""
+    if terms or not all(isinstance(m, ExpectationMP | ProbabilityMP) for m in tape.measurements):
+        raise ValueError(
+            "biased_bases=True needs the gradient observables in advance: expval and probs "
+            "measurements only, without trainable observable coefficients."
+        )
+    blocks = gradient_blocks(circuit, output_observables(tape, circuit.wire_order))
+    beta = optimal_bias(blocks, floor=BIAS_FLOOR)
+    need = blocks.needed_words()
+    n = circuit.num_qubits
+    out = []
+    for t in budgets:
+        b = t if bases == "per-shot" else bases
+        out.append(biased_plan(n, int(t), beta, need, bases=b, groups=groups, seed=rng))
+    return out
+
+
 # --------------------------------------------------------------------------- exact states
 def pauli_expectations(state: np.ndarray) -> np.ndarray:
     """All ``<P>`` of a state vector (wire 0 first), flat ``(4**n,)``."""

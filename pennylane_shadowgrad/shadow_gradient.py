@@ -329,8 +329,14 @@ def shadow_grad(
             record says which strategy ran and why.
         pilot (float): pilot fraction of ``"auto"`` (default 0.05, chosen by measurement in
             ``benchmarks/hybrid_allocation.py``).
-        biased_bases (bool): draw the measurement bases from per-qubit X/Y/Z probabilities
-            fitted to the gradient observables (locally-biased shadows); off by default.
+        biased_bases (bool): locally-biased shadows: per-qubit X/Y/Z probabilities fitted to
+            the gradient observables ``G_j`` (known classically) by minimising the summed
+            variance proxy ``sum_jP gamma_jP^2 / prod_q beta_q(P_q)``; a complete plan then
+            gets ``S_b ~ prod_q beta_q(b_q)`` shots per basis, a random plan draws its bases
+            from ``beta`` and divides by the exact coverage probability, so the estimate stays
+            unbiased. With ``"auto"`` only the main shadow plan is biased (the pilot stays
+            uniform). ``expval``/``probs`` only. Off by default: see
+            ``benchmarks/biased_bases.py`` for the measured gain.
         device (Device or None): where ``"auto"`` runs its second stage; injected by the
             QNode for ``diff_method="shadow"`` and ``diff_method=shadow_grad``.
 
@@ -374,14 +380,20 @@ def shadow_grad(
     else:
         budgets = [int(s) for s in tape.shots]
     rng = np.random.default_rng(seed)
-    if biased_bases:
-        raise NotImplementedError("biased_bases=True is not available yet.")
     strategy, reason = resolve_strategy(strategy, device, tape, terms)
     if strategy == "auto":
-        return hybrid_gradient(tape, circuit, budgets, chosen, device, pilot, groups, rng, reason)
-    plans = [
-        make_plan(circuit.num_qubits, t, bases=bases, groups=groups, seed=rng) for t in budgets
-    ]
+        return hybrid_gradient(
+            tape, circuit, budgets, chosen, device, pilot, groups, rng, reason, bool(biased_bases)
+        )
+    if biased_bases:
+        from .budget import biased_plans
+
+        plans = biased_plans(tape, circuit, budgets, bases, groups, rng, terms)
+        reason += "; locally-biased bases"
+    else:
+        plans = [
+            make_plan(circuit.num_qubits, t, bases=bases, groups=groups, seed=rng) for t in budgets
+        ]
     ops_only = QuantumScript(tape.operations, [])
     batches = [snapshot_tapes(ops_only, plan, circuit.wire_order) for plan in plans]
     all_tapes = [t for batch in batches for t in batch]

@@ -1,0 +1,123 @@
+"""Exact MSE gain of locally-biased measurement bases (``biased_bases=True``) at equal shots.
+
+For each circuit (the families of ``shadow_vs_shift.py``: (a) ring circuits with ``Z(0)``,
+(b) brickwork with ``Z(n//2)``, (c) TFIM / Heisenberg Hamiltonians on the ring ansatz), the
+budget ``T`` is what PennyLane's ``param_shift`` spends with ``--shots-per-tape`` shots per
+tape. The pure shadow gradient on its default plan (``bases="auto"``) is compared with the
+biased plan ``shadow_grad`` builds (``budget.biased_plans``: per-qubit X/Y/Z probabilities
+minimising ``sum_jP gamma_jP^2 / prod beta``, ``S_b ~ prod beta`` on a complete plan). Both
+MSEs are EXACT from the known state: a complete (deterministic) plan's estimator is unbiased
+and ``budget.shadow_variance`` is its exact variance; for a random plan the MSE given the
+bases (variance + squared bias given the bases) is averaged over ``--plans`` draws.
+
+    gain = MSE(uniform) / MSE(biased)     (> 1: biased bases help)
+
+    python benchmarks/biased_bases.py            # full table (a few minutes on 2 cores)
+    python benchmarks/biased_bases.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import pennylane as qml
+from pennylane.tape import QuantumScript
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hybrid_allocation import _conditional_mse
+from shadow_vs_shift import brick_ops, hamiltonian, ring_ops
+
+from pennylane_shadowgrad import budget
+from pennylane_shadowgrad.circuit import rotation_form
+from pennylane_shadowgrad.snapshots import make_plan
+
+
+def exact_mse(blocks, x, make, plans: int) -> float:
+    first = make(0)
+    if not first.random:
+        return float(budget.block_shadow_variance(blocks, first, x).sum())
+    return float(np.mean([_conditional_mse(blocks, make(s), x) for s in range(plans)]))
+
+
+def row(family, kind, n, size, s_tape, plans, seed):
+    rng = np.random.default_rng([seed, n, size, ord(family)])
+    params = rng.uniform(0, 2 * np.pi, 2 * n * size)
+    if family == "a":
+        ops, obs = ring_ops(n, size, params), qml.Z(0)
+    elif family == "b":
+        ops, obs = brick_ops(n, size, params), qml.Z(n // 2)
+    else:
+        ops, obs = ring_ops(n, size, params), hamiltonian(kind, n)
+    tape = QuantumScript(ops, [qml.expval(obs)])
+    tape.trainable_params = list(range(len(params)))
+    total = s_tape * len(qml.gradients.param_shift(tape)[0])
+    circuit = rotation_form(tape)
+    x = budget.pauli_expectations(budget._state(tape.operations, circuit.wire_order))
+    blocks = budget.gradient_blocks(circuit, budget.output_observables(tape, circuit.wire_order))
+    beta = budget.optimal_bias(blocks, floor=budget.BIAS_FLOOR)
+    need = blocks.needed_words()
+    uni = exact_mse(blocks, x, lambda s: make_plan(n, total, seed=s), plans)
+    bia = exact_mse(blocks, x, lambda s: budget.biased_plan(n, total, beta, need, seed=s), plans)
+    uniform = np.full((n, 3), 1.0 / 3.0)
+    proxy = budget.bias_proxy(blocks, uniform) / budget.bias_proxy(blocks, beta)
+    plan_kind = "random" if make_plan(n, total).random else "complete"
+    return {
+        "family": family if family != "c" else f"c {kind}",
+        "n": n,
+        "size": size,
+        "M": len(params),
+        "T": total,
+        "plan": plan_kind,
+        "uniform": uni,
+        "biased": bia,
+        "gain": uni / bia,
+        "proxy": proxy,
+        "beta": beta,
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--shots-per-tape", type=int, default=100)
+    parser.add_argument("--plans", type=int, default=20, help="random-plan draws averaged")
+    parser.add_argument("--seed", type=int, default=2024)
+    args = parser.parse_args(argv)
+    ham = [("c", k, n, s) for k in ("tfim", "heisenberg") for n, s in ((4, 6), (5, 6), (6, 2))]
+    if args.quick:
+        cases = [("c", "tfim", 4, 3), ("a", "", 3, 4), ("b", "", 6, 1)]
+    else:
+        cases = ham + [("c", "tfim", 4, 12), ("c", "tfim", 6, 4)]
+        cases += [("a", "", 2, 12), ("a", "", 3, 8), ("a", "", 4, 6)]
+        cases += [("b", "", 6, 1), ("b", "", 6, 2), ("b", "", 6, 3)]
+    start = time.perf_counter()
+    print(
+        "| family | n | size | M | T | plan | MSE uniform | MSE biased | gain (exact) "
+        "| proxy gain |"
+    )
+    print("|" + "---|" * 10)
+    gains = {}
+    for family, kind, n, size in cases:
+        r = row(family, kind, n, size, args.shots_per_tape, args.plans, args.seed)
+        gains.setdefault(r["family"][0], []).append(r["gain"])
+        print(
+            f"| {r['family']} | {n} | {size} | {r['M']} | {r['T']} | {r['plan']} "
+            f"| {r['uniform']:.4g} | {r['biased']:.4g} | {r['gain']:.3f} | {r['proxy']:.3f} |",
+            flush=True,
+        )
+    print(
+        f"\nexact expected MSEs (summed over components) of the pure shadow gradient at equal "
+        f"shots; {args.shots_per_tape} shots per param-shift tape; bias floor "
+        f"{budget.BIAS_FLOOR}; seed {args.seed}"
+    )
+    for fam, g in sorted(gains.items()):
+        print(f"family {fam}: gain min {min(g):.3f}, median {np.median(g):.3f}, max {max(g):.3f}")
+    print(f"total {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
