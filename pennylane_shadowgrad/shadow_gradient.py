@@ -59,14 +59,6 @@ def _validate_options(kwargs: dict) -> None:
 
 def _validate_tape(tape: QuantumScript, snapshots, max_qubits: int) -> None:
     """Refuse, before any device time, what the estimator cannot do."""
-    if any(isinstance(m, qml.measurements.SampleMP) for m in tape.measurements):
-        # Only our own snapshot tapes reach here with samples when PennyLane differentiates
-        # the gradient itself (max_diff=2).
-        raise NotImplementedError(
-            "diff_method='shadow' does not support second derivatives (max_diff=2, Hessians) "
-            "and cannot differentiate qml.sample. Use diff_method='parameter-shift' for "
-            "Hessians."
-        )
     if tape.shots.total_shots is None and snapshots is None:
         raise ValueError(
             "diff_method='shadow' estimates gradients from measurement samples and needs a "
@@ -138,6 +130,10 @@ def _expand_transform_shadow(
 ) -> tuple[QuantumScriptBatch, PostprocessingFn]:
     """Validate, then decompose to Pauli rotations and fixed gates, before the shadow gradient."""
     _validate_options({"argnum": argnum, **kwargs})
+    if not tape.trainable_params:
+        # Nothing to differentiate, e.g. our own snapshot tapes when shadow_grad is applied to
+        # a QNode that itself uses diff_method="shadow": leave them to the device.
+        return [tape], lambda results: results[0]
     _validate_tape(tape, kwargs.get("snapshots"), kwargs.get("max_qubits", DEFAULT_MAX_QUBITS))
     # A broadcast tape is split here, before PennyLane's ML boundary, so that every batch
     # element is an ordinary tape with its own snapshot budget and the interface (autograd,
@@ -177,13 +173,26 @@ def _observable_terms(tape: QuantumScript) -> dict[int, tuple[int, object]]:
                 "diff_method='shadow' differentiates observable coefficients only of "
                 f"expectation values of linear combinations; got a trainable {obs}."
             )
-        coeffs, ops = obs.terms()
-        if any(op.num_params for op in ops) or info["p_idx"] >= len(coeffs):
+        _, ops = obs.terms()
+        if any(op.num_params for op in ops):
             raise UnsupportedCircuitError(
                 f"Trainable parameters inside the terms of {obs} cannot be differentiated."
             )
-        out[k] = (m_idx, ops[info["p_idx"]])
+        out[k] = (m_idx, _coefficient_derivative(obs, info["p_idx"]))
     return out
+
+
+def _coefficient_derivative(obs, p_idx: int):
+    """``dO/dc`` for the coefficient ``c = obs.data[p_idx]``: ``O(c=1) - O(c=0)``.
+
+    Exact because ``O`` is affine in each coefficient. (The parameter index is not an index
+    into ``obs.terms()``: in ``Z(0) + c * X(1)`` the only parameter belongs to the second term.)
+    """
+    data = [math.unwrap(d) for d in obs.data]
+    one, zero = list(data), list(data)
+    one[p_idx], zero[p_idx] = 1.0, 0.0
+    bind = qml.ops.functions.bind_new_parameters
+    return qml.ops.Sum(bind(obs, one), qml.ops.SProd(-1.0, bind(obs, zero)))
 
 
 def _probability_projectors(wires, wire_order) -> list[PauliSum]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pennylane as qml
+from autograd.tracer import Box
 from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
@@ -155,7 +156,17 @@ def decode(results, plan: SnapshotPlan) -> list[np.ndarray]:
     """Per-basis outcome samples as integers ``s`` (wire 0 is the most significant bit).
 
     Returns a list with one integer array of length ``shots[b]`` per basis ``b``.
+
+    Raises:
+        NotImplementedError: the samples are being traced by autograd, i.e. PennyLane
+            differentiates the gradient itself (``max_diff=2``, Hessians).
     """
+    if any(isinstance(res, Box) for res in results):
+        raise NotImplementedError(
+            "The shadow gradients do not support second derivatives (max_diff=2, Hessians): "
+            "their snapshot samples have no derivative. Use diff_method='parameter-shift' "
+            "for Hessians."
+        )
     out = [None] * plan.num_bases
     for res, count in zip(results, np.unique(plan.shots)):
         rows = np.flatnonzero(plan.shots == count)
