@@ -70,17 +70,38 @@ def _gather(h: np.ndarray, axes: tuple[int, ...], perm: np.ndarray):
     return flat[..., perm], moved.shape
 
 
-def _apply_rotation(h: np.ndarray, gate: PauliRotation) -> np.ndarray:
-    """Heisenberg step ``H <- R^dag H R`` for ``R = exp(-i phi P / 2)`` (in place when small)."""
+def _scratch(work: dict | None, key, like: np.ndarray) -> np.ndarray:
+    """A reusable buffer shaped like ``like`` (fresh when no workspace is given)."""
+    if work is None:
+        return np.empty_like(like)
+    buf = work.get(key)
+    if buf is None or buf.shape != like.shape:
+        buf = work[key] = np.empty_like(like)
+    return buf
+
+
+def _apply_rotation(h: np.ndarray, gate: PauliRotation, work: dict | None = None) -> np.ndarray:
+    """Heisenberg step ``H <- R^dag H R`` for ``R = exp(-i phi P / 2)`` (in place when small).
+
+    Anticommuting local words come in pairs ``(r, P r)`` that rotate into each other; each pair
+    is updated in place with two reusable buffers.
+    """
     perm, anti, sign = _product_action(gate.digits)
     cos, sin = np.cos(gate.angle), np.sin(gate.angle)
     k = len(gate.wires)
     if k <= _SLICE_MAX_WIRES:
-        old = {int(r): h[_view(h, gate.wires, int(r))].copy() for r in np.flatnonzero(anti)}
-        for r in old:
-            target = h[_view(h, gate.wires, r)]
-            target *= cos
-            target += (sin * sign[r]) * old[int(perm[r])]
+        for r in np.flatnonzero(anti):
+            partner = int(perm[r])
+            if partner < r:
+                continue  # handled with its pair
+            a, b = h[_view(h, gate.wires, int(r))], h[_view(h, gate.wires, partner)]
+            old_a = _scratch(work, "a", a)
+            np.copyto(old_a, a)
+            prod = _scratch(work, "b", a)
+            a *= cos
+            a += np.multiply(b, sin * sign[r], out=prod)
+            b *= cos
+            b += np.multiply(old_a, sin * sign[partner], out=prod)
         return h
     axes = tuple(1 + w for w in gate.wires)
     partner, shape = _gather(h, axes, perm)
@@ -115,12 +136,15 @@ def transfer_matrix(matrix: np.ndarray) -> np.ndarray:
     return _transfer_matrix_cached(np.ascontiguousarray(matrix, dtype=complex).tobytes(), k)
 
 
-def _apply_fixed(h: np.ndarray, gate: FixedGate) -> np.ndarray:
-    """Heisenberg step ``H <- U^dag H U`` for a fixed gate, via its transfer matrix."""
+def _apply_fixed(h: np.ndarray, gate: FixedGate, out: np.ndarray | None = None) -> np.ndarray:
+    """Heisenberg step ``H <- U^dag H U`` for a fixed gate, via its transfer matrix.
+
+    The result is written to ``out`` (a buffer distinct from ``h``) when given.
+    """
     k = len(gate.wires)
     t = transfer_matrix(gate.matrix)
     if k <= _SLICE_MAX_WIRES:
-        out = np.empty_like(h)
+        out = np.empty_like(h) if out is None else out
         for r in range(4**k):
             cols = np.flatnonzero(np.abs(t[r]) > 1e-12)
             target = out[_view(h, gate.wires, r)]
@@ -168,15 +192,30 @@ def expectation(obs: PauliSum, x: np.ndarray) -> np.ndarray:
     return flat[:, idx] @ obs.coeffs
 
 
+#: The sweep processes batch entries in chunks of about this many bytes, so that a large
+#: batch (error-bar groups at 10+ qubits) does not thrash memory.
+_CHUNK_BYTES = 8 * 2**20
+
+
 def sweep(circuit: RotationCircuit, h: np.ndarray) -> np.ndarray:
     """``(Tr(P_j H_j)/2 * scale_j)`` summed per trainable parameter: shape ``(batch, M)``.
 
     ``h`` holds the Pauli coefficients of ``H = i[O, X]`` at the end of the circuit. The
     returned row ``b`` is ``d Tr(O X_b) / d theta`` along the circuit for the estimate ``X_b``.
     """
+    per_entry = 4**circuit.num_qubits * _BYTES
+    chunk = max(1, _CHUNK_BYTES // per_entry)
+    return np.concatenate(
+        [_sweep_chunk(circuit, h[i : i + chunk]) for i in range(0, h.shape[0], chunk)]
+    )
+
+
+def _sweep_chunk(circuit: RotationCircuit, h: np.ndarray) -> np.ndarray:
     n = circuit.num_qubits
     out = np.zeros((h.shape[0], circuit.num_params))
     h = np.array(h, dtype=float, copy=True)  # the sweep works in place
+    spare = np.empty_like(h)  # ping-pong buffer for fixed gates
+    work: dict = {}
     for gate in reversed(circuit.gates):
         if isinstance(gate, PauliRotation):
             if gate.param is not None:
@@ -184,7 +223,9 @@ def sweep(circuit: RotationCircuit, h: np.ndarray) -> np.ndarray:
                 for w, d in zip(gate.wires, gate.digits):
                     idx[1 + w] = d
                 out[:, gate.param] += 0.5 * gate.scale * h[tuple(idx)]
-            h = _apply_rotation(h, gate)
+            h = _apply_rotation(h, gate, work)
+        elif len(gate.wires) <= _SLICE_MAX_WIRES:
+            h, spare = _apply_fixed(h, gate, out=spare), h
         else:
             h = _apply_fixed(h, gate)
     return out
