@@ -716,7 +716,7 @@ def _optimal_ps(a: np.ndarray, u: np.ndarray, budget: float) -> np.ndarray:
         return np.where(live, lo, 0.0)
 
     lo, hi = -80.0, 80.0  # log10 of the multiplier 2 lambda
-    for _ in range(100):
+    for _ in range(48):  # 160 / 2**48 < 1e-12 in log10 lambda
         mid = (lo + hi) / 2
         if 2 * m_of(10.0**mid).sum() > budget:
             lo = mid
