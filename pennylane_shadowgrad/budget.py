@@ -709,14 +709,14 @@ def _optimal_ps(a: np.ndarray, u: np.ndarray, budget: float) -> np.ndarray:
             uu, aa = u[:, 0], a[:, 0]
             return np.where(uu > 0, np.clip(np.sqrt(uu / lam) - uu * aa, 0, None), 0.0)
         lo, hi = np.zeros(num), np.full(num, budget / 2.0)
-        for _ in range(60):
+        for _ in range(34):  # budget / 2**35: far below one shot
             mid = (lo + hi) / 2
             pos = slope(mid, lam) > 0
             lo, hi = np.where(pos, mid, lo), np.where(pos, hi, mid)
         return np.where(live, lo, 0.0)
 
     lo, hi = -80.0, 80.0  # log10 of the multiplier 2 lambda
-    for _ in range(48):  # 160 / 2**48 < 1e-12 in log10 lambda
+    for _ in range(40):  # 160 / 2**40 < 1e-10 in log10 lambda
         mid = (lo + hi) / 2
         if 2 * m_of(10.0**mid).sum() > budget:
             lo = mid
@@ -785,12 +785,17 @@ def allocate(
         a_, b_ = candidates[max(best - 1, 0)] or lo, candidates[min(best + 1, len(candidates) - 1)]
         a_ = max(a_, lo)
         g = (np.sqrt(5) - 1) / 2
-        for _ in range(30):
-            c_, d_ = b_ - g * (b_ - a_), a_ + g * (b_ - a_)
-            if evaluate(c_)[0] < evaluate(d_)[0]:
-                b_ = d_
+        c_, d_ = b_ - g * (b_ - a_), a_ + g * (b_ - a_)
+        fc, fd = evaluate(c_)[0], evaluate(d_)[0]
+        for _ in range(24):  # one new evaluation per step; shrinks the bracket by 1e-5
+            if fc < fd:
+                b_, d_, fd = d_, c_, fc
+                c_ = b_ - g * (b_ - a_)
+                fc = evaluate(c_)[0]
             else:
-                a_ = c_
+                a_, c_, fc = c_, d_, fd
+                d_ = a_ + g * (b_ - a_)
+                fd = evaluate(d_)[0]
         t_ref = (a_ + b_) / 2
         if evaluate(t_ref)[0] < scores[best]:
             t_best = t_ref
