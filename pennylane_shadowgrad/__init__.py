@@ -1,7 +1,8 @@
 """Gradients of PennyLane QNodes that reuse quantum information: classical-shadow and
 multi-copy protocols (Abbas et al., NeurIPS 2023).
 
-Importing the package registers ``diff_method="shadow"`` with PennyLane.
+Importing the package registers ``diff_method="shadow"`` and ``diff_method="gentle-multicopy"``
+with PennyLane (see :mod:`pennylane_shadowgrad.registration`).
 """
 
 from .registration import check_pennylane_version as _check_pennylane_version
@@ -10,10 +11,12 @@ _check_pennylane_version()
 
 from . import registration  # noqa: E402
 from .budget import plan  # noqa: E402
+from .multicopy import gentle_multicopy_grad  # noqa: E402
 from .resources import GradientRecord, record  # noqa: E402
 from .shadow_gradient import shadow_grad  # noqa: E402
 
 registration.register("shadow", shadow_grad)
+registration.register("gentle-multicopy", gentle_multicopy_grad)
 
 __version__ = "0.1.0"
 
@@ -26,5 +29,3 @@ __all__ = [
     "registration",
     "shadow_grad",
 ]
-from .multicopy import gentle_multicopy_grad  # noqa: E402
-registration.register("gentle-multicopy", gentle_multicopy_grad)
