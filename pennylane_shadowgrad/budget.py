@@ -126,17 +126,22 @@ def gradient_support(circuit: RotationCircuit, observables: list[PauliSum]) -> n
     cone of rotation ``j``; only rotations in the backward light cone of ``O`` have ``G_j != 0``.
     Every ``gamma_jP`` with ``P`` outside this support is exactly zero.
     """
+    obs_wires, supports = _component_supports(circuit, observables)
+    return np.array(sorted(obs_wires.union(*supports.values())), dtype=np.int64)
+
+
+def _component_supports(
+    circuit: RotationCircuit, observables: list[PauliSum]
+) -> tuple[set, dict[int, set]]:
+    """The observables' wires, and per parameter inside their light cone the wires of ``G_j``."""
     n = circuit.num_qubits
     obs_wires = set()
     for o in observables:
         obs_wires |= set(np.flatnonzero(np.any(o.digits > 0, axis=0)).tolist())
-    union = PauliSum(np.zeros((1, n), dtype=np.uint8), np.zeros(1))
-    if obs_wires:
-        digits = np.zeros((1, n), dtype=np.uint8)
-        digits[0, sorted(obs_wires)] = 3
-        union = PauliSum(digits, np.ones(1))
-    inside = _light_cone(circuit, union)
-    support = set(obs_wires)
+    digits = np.zeros((1, n), dtype=np.uint8)
+    digits[0, sorted(obs_wires)] = 3
+    inside = _light_cone(circuit, PauliSum(digits, np.ones(1)))
+    supports: dict[int, set] = {}
     gates = circuit.gates
     for g, gate in enumerate(gates):
         if not (_is_param(gate) and inside[g]):
@@ -145,8 +150,8 @@ def gradient_support(circuit: RotationCircuit, observables: list[PauliSum]) -> n
         for later in gates[g + 1 :]:
             if cone.intersection(later.wires):
                 cone |= set(later.wires)
-        support |= cone
-    return np.array(sorted(support), dtype=np.int64)
+        supports.setdefault(gate.param, set(obs_wires)).update(cone)
+    return obs_wires, supports
 
 
 def restrict_circuit(circuit: RotationCircuit, support) -> RotationCircuit:
@@ -246,22 +251,7 @@ class GradientBlocks:
 def gradient_blocks(circuit: RotationCircuit, observables: list[PauliSum]) -> GradientBlocks:
     """Per-component light-cone blocks of ``gamma`` (see :class:`GradientBlocks`)."""
     n = circuit.num_qubits
-    obs_wires = set()
-    for o in observables:
-        obs_wires |= set(np.flatnonzero(np.any(o.digits > 0, axis=0)).tolist())
-    digits = np.zeros((1, n), dtype=np.uint8)
-    digits[0, sorted(obs_wires)] = 3
-    inside = _light_cone(circuit, PauliSum(digits, np.ones(1)))
-    supports: dict[int, set] = {}
-    gates = circuit.gates
-    for g, gate in enumerate(gates):
-        if not (_is_param(gate) and inside[g]):
-            continue
-        cone = set(gate.wires)
-        for later in gates[g + 1 :]:
-            if cone.intersection(later.wires):
-                cone |= set(later.wires)
-        supports.setdefault(gate.param, set(obs_wires)).update(cone)
+    _, supports = _component_supports(circuit, observables)
     groups: list[tuple[frozenset, list]] = []
     for j, sup in sorted(supports.items(), key=lambda item: -len(item[1])):
         for big, rows in groups:
