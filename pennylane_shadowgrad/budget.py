@@ -32,6 +32,7 @@ from .circuit import (
     RotationCircuit,
     pauli_coefficients_of_matrix,
     pauli_sum,
+    pauli_sum_square,
     rotation_form,
 )
 from .estimators.dense import _apply_fixed, _apply_rotation, commutator_coefficients
@@ -600,30 +601,11 @@ def _output_variances(state: np.ndarray, observables: list[PauliSum]) -> np.ndar
 
 def _variance_from_x(obs: PauliSum, x: np.ndarray) -> float:
     n = obs.digits.shape[1]
-    sq = _square_sum(obs)
+    sq = pauli_sum_square(obs)
     flat = lambda ps: np.ravel_multi_index(ps.digits.T.astype(np.int64), (4,) * n)  # noqa: E731
     mean = float(np.dot(x[flat(obs)], obs.coeffs)) if len(obs) else 0.0
     second = float(np.dot(x[flat(sq)], sq.coeffs)) if len(sq) else 0.0
     return max(second - mean**2, 0.0)
-
-
-def _square_sum(obs: PauliSum) -> PauliSum:
-    """Pauli expansion of ``O^2`` (products of commuting and anticommuting words)."""
-    from .circuit import pauli_product_table
-
-    prod, phase = pauli_product_table()
-    n = obs.digits.shape[1]
-    acc: dict[int, complex] = {}
-    place = 4 ** np.arange(n - 1, -1, -1)
-    for da, ca in zip(obs.digits, obs.coeffs):
-        for db, cb in zip(obs.digits, obs.coeffs):
-            digits = prod[da, db]
-            ph = np.prod(phase[da, db])
-            key = int(digits @ place)
-            acc[key] = acc.get(key, 0.0) + ca * cb * ph
-    keys = [k for k, v in acc.items() if abs(v) > 1e-14]
-    digits = np.array([np.unravel_index(k, (4,) * n) for k in keys], dtype=np.uint8)
-    return PauliSum(digits.reshape(len(keys), n), np.array([acc[k].real for k in keys]))
 
 
 def shift_variances(

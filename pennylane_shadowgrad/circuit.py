@@ -292,3 +292,18 @@ def pauli_product_table() -> tuple[np.ndarray, np.ndarray]:
                 if abs(c) > 0.5:
                     prod[p, q], phase[p, q] = r, c
     return prod, phase
+
+
+def pauli_sum_square(obs: PauliSum) -> PauliSum:
+    """Pauli expansion of ``O**2`` for a :class:`PauliSum` ``O``."""
+    prod, phase = pauli_product_table()
+    n = obs.digits.shape[1]
+    acc: dict[int, complex] = {}
+    place = 4 ** np.arange(n - 1, -1, -1)
+    for da, ca in zip(obs.digits, obs.coeffs):
+        for db, cb in zip(obs.digits, obs.coeffs):
+            key = int(prod[da, db] @ place)
+            acc[key] = acc.get(key, 0.0) + ca * cb * np.prod(phase[da, db])
+    keys = [k for k, v in acc.items() if abs(v) > 1e-14]
+    digits = np.array([np.unravel_index(k, (4,) * n) for k in keys], dtype=np.uint8)
+    return PauliSum(digits.reshape(len(keys), n), np.array([acc[k].real for k in keys]))

@@ -23,6 +23,7 @@ from .circuit import (
     UnsupportedCircuitError,
     decompose_to_rotations,
     pauli_sum,
+    pauli_sum_square,
     rotation_form,
 )
 from .estimators.dense import expectation, gradient_functional, sweep_memory_bytes
@@ -207,15 +208,6 @@ def _probability_projectors(wires, wire_order) -> list[PauliSum]:
     return out
 
 
-def _square(ps: PauliSum, wire_order) -> PauliSum:
-    """Pauli expansion of ``O**2``."""
-    sentence = qml.pauli.PauliSentence()
-    for digits, coeff in zip(ps.digits, ps.coeffs):
-        word = qml.pauli.PauliWord({wire_order[q]: "IXYZ"[d] for q, d in enumerate(digits) if d})
-        sentence += qml.pauli.PauliSentence({word: coeff})
-    return pauli_sum((sentence @ sentence).operation(), wire_order)
-
-
 def _jackknife_se(loo: np.ndarray) -> np.ndarray:
     """Delete-a-group jackknife standard error from the ``K`` leave-one-out estimates."""
     k = loo.shape[0]
@@ -256,7 +248,7 @@ def _estimate_one(tape, circuit, plan, outcomes, terms, want_errors):
                     rows[:, k] = expectation(pauli_sum(term, wire_order), x)
         else:  # variance: d<O^2> - 2 <O> d<O>, the product bias-corrected
             ps = pauli_sum(m.obs, wire_order)
-            d_sq = gradient_functional(circuit, _square(ps, wire_order), x)
+            d_sq = gradient_functional(circuit, pauli_sum_square(ps), x)
             d_o = gradient_functional(circuit, ps, x)
             mean = expectation(ps, x)[:, None]
             full = d_sq[0] - 2 * _jackknife_product(mean, d_o)
