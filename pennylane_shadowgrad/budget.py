@@ -287,6 +287,56 @@ def block_shadow_variance(
     return out
 
 
+def expected_block_shadow_variance(
+    blocks: GradientBlocks, draw, x, max_bases: int = 128, draws: int = 64
+) -> np.ndarray:
+    """``(M, O)`` variance of the shadow estimate of a plan from ``draw()``, over its snapshots
+    AND its random bases: ``E_bases[Var(d | bases)] + Var_bases(E[d | bases])``.
+
+    Given its bases, a random plan's coverage-corrected estimate is not unbiased: its mean is
+    ``sum_P gamma_jP x_P c_P / pi_P`` (``c_P``: some basis covers ``P``; ``pi_P``: the chance
+    of that), so the variance given the bases misses the spread of that mean, which dominates
+    when ``B pi_P`` is small (``B`` bases, high-weight words: a plan of 8 random bases covers
+    none of most weight-4 words, and its variance given the bases is then 0). Both terms are
+    averaged over independent draws of the plan, never the plan that is run, so weights built
+    from this variance do not depend on the estimate's own bases. A deterministic plan: the
+    plain variance. ``x``: as :func:`block_shadow_variance` (clipped to ``[-1, 1]``).
+
+    Args:
+        blocks: the gradient's light-cone blocks.
+        draw: returns an independent draw of the plan (same size, same law of bases).
+        x: Pauli expectations (exact, or a pilot's).
+        max_bases: bases evaluated for the first term, over as many draws as that takes
+            (an unbiased estimate of its average; at most ``draws`` draws).
+        draws: independent draws for the second term (coverage only: cheap).
+    """
+    first = draw()
+    if not first.random:
+        return block_shadow_variance(blocks, first, x, max_bases)
+    plans = [first] + [draw() for _ in range(draws - 1)]
+    k_var = int(min(draws, max(1, -(-max_bases // first.num_bases))))
+    cond_var = np.mean(
+        [block_shadow_variance(blocks, p, x, max_bases) for p in plans[:k_var]], axis=0
+    )
+    n = blocks.num_qubits
+    means = np.zeros((draws, blocks.num_params, blocks.num_outputs))
+    for b, (support, rows, gammas) in enumerate(blocks.blocks):
+        k = len(support)
+        xb = np.asarray(x[b] if isinstance(x, list) else x, dtype=float).reshape(-1)
+        if xb.size != 4**k:
+            xb = xb[local_indices(n, support)]
+        xb = np.clip(xb, -1.0, 1.0)
+        g = np.stack(gammas)  # (O, rows, 4**k)
+        for d, p in enumerate(plans):
+            lp = local_plan(p, support)
+            covered = np.bincount(_covered_indices(lp.bases).ravel(), minlength=4**k) > 0
+            pi = 1.0 - (1.0 - single_coverage(lp)) ** lp.num_bases
+            factor = np.where(covered, 1.0 / np.where(pi > 0, pi, 1.0), 0.0) - 1.0
+            factor[0] = 0.0
+            means[d][rows] = np.einsum("orp,p->ro", g, xb * factor)
+    return cond_var + np.var(means, axis=0, ddof=1)
+
+
 def block_sums(blocks: GradientBlocks, plan: SnapshotPlan, outcomes: list) -> list:
     """A :class:`~.estimators.shadow.ShadowSums` of the snapshots on every block's register."""
     from .estimators.shadow import ShadowSums

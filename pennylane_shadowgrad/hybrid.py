@@ -25,8 +25,8 @@ from .budget import (
     _variance_from_x,
     allocate,
     biased_plan,
-    block_shadow_variance,
     block_sums,
+    expected_block_shadow_variance,
     gradient_blocks,
     local_indices,
     optimal_bias,
@@ -147,8 +147,8 @@ def prepare_stage2(
             return make_plan(n, snapshots, bases="auto", groups=groups_, seed=rng)
         return biased_plan(n, snapshots, beta, need, groups=groups_, seed=rng)
 
-    ref = make(max(remaining, 1), 20)
-    v = block_shadow_variance(blocks, ref, x, _VARIANCE_BASES) * ref.num_snapshots
+    size = max(remaining, 1)
+    v = expected_block_shadow_variance(blocks, lambda: make(size, 20), x, _VARIANCE_BASES) * size
     v[~chosen_mask] = 0.0
     u = plug_in_shift_variance(circuit, *_observable_context(tape, circuit, blocks, x, x_loo))
     complete = 3**n
@@ -157,8 +157,13 @@ def prepare_stage2(
     main_plan = None
     var_sh = np.full(v.shape, np.inf)
     if alloc.shadow > 0:
+        # variance over the snapshots and the random bases, from independent draws of the
+        # plan: the weights must not depend on the main plan's own bases (given them, a random
+        # plan's estimate is biased; DESIGN.md §3), or the combination is biased
+        var_sh = expected_block_shadow_variance(
+            blocks, lambda: make(alloc.shadow, groups), x, _VARIANCE_BASES
+        )
         main_plan = make(alloc.shadow, groups)
-        var_sh = block_shadow_variance(blocks, main_plan, x, _VARIANCE_BASES)
     m = alloc.ps_shots[:, None].astype(float)
     var_ps = np.where(m > 0, u / np.where(m > 0, m, 1.0), np.inf)
     # inverse-variance weights from the pilot only; a missing estimator has weight 0

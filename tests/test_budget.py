@@ -140,3 +140,41 @@ def test_plan_from_a_pilot_on_the_device():
     p = budget.plan(f, qml.numpy.array([0.3, 0.4], requires_grad=True), source="pilot", seed=1)
     assert p.source == "pilot" and any("pilot" in note for note in p.notes)
     assert p.mse["shadow"].shape == (2, 1)
+
+
+def test_expected_shadow_variance_of_a_random_plan_includes_the_bases():
+    """Two random bases on two qubits: exact E[Var | bases] + Var(E[. | bases]) by enumerating
+    all 81 ordered basis pairs, against the Monte Carlo of expected_block_shadow_variance."""
+    import itertools
+
+    from pennylane_shadowgrad import hybrid
+    from pennylane_shadowgrad.snapshots import SnapshotPlan
+
+    tape = _ring(2, 2, seed=5)
+    circuit = rotation_form(tape)
+    x = budget.pauli_expectations(budget._state(tape.operations, circuit.wire_order))
+    blocks = hybrid.light_cone_context(tape, circuit)
+    exact_mean = blocks.map(lambda s, g: g @ x)[:, 0]
+    digits = list(itertools.product((1, 2, 3), repeat=2))
+    second = np.zeros(blocks.num_params)
+    cond_var = np.zeros(blocks.num_params)
+    for b0, b1 in itertools.product(digits, repeat=2):
+        plan = SnapshotPlan(np.array([b0, b1], np.uint8), np.array([3, 3]), True, 2, False)
+        g = blocks.blocks[0][2][0]
+        cov = np.bincount(budget._covered_indices(plan.bases).ravel(), minlength=16) > 0
+        pi = 1 - (1 - budget.single_coverage(plan)) ** 2
+        mean = np.zeros(blocks.num_params)
+        mean[blocks.blocks[0][1]] = g @ (x * np.where(cov, 1 / pi, 0.0))
+        second += mean**2 / 81
+        cond_var += budget.block_shadow_variance(blocks, plan, x)[:, 0] / 81
+    exact = cond_var + second - exact_mean**2
+    rng = np.random.default_rng(0)
+    draws = 3000
+    est = budget.expected_block_shadow_variance(
+        blocks, lambda: make_plan(2, 6, bases=2, groups=2, seed=rng), x, 2 * draws, draws
+    )[:, 0]
+    live = exact > 1e-12
+    assert np.all(est[~live] < 1e-12)
+    assert np.allclose(est[live], exact[live], rtol=0.1)
+    # given the bases the variance is often far smaller than over them
+    assert np.all(cond_var[live] < exact[live])

@@ -142,3 +142,48 @@ def test_nested_execution_under_interfaces(interface):
             g = np.asarray(jax.jit(jax.grad(f))(jax.numpy.array([0.3, 0.7])))
     assert g.shape == (2,) and np.all(np.abs(g - exact) < 0.25)
     assert tracker.totals["shots"] >= 3999  # forward pass + pilot + stage 2
+
+
+def test_stage2_weights_do_not_depend_on_the_main_plans_random_bases(monkeypatch):
+    """Given its random bases, the shadow estimate's mean is sum_P gamma x c_P / pi_P, not the
+    gradient: weights built from the variance given those bases (0 where no basis covers the
+    needed words) correlated with it and biased the combination (|t| = 17 at 300 seeds).
+    Exact conditional means given each stage 2 (PS part unbiased), averaged over seeds."""
+    from pennylane_shadowgrad import budget, hybrid
+    from pennylane_shadowgrad.circuit import rotation_form
+    from pennylane_shadowgrad.estimators.shadow import _covered_indices, single_coverage
+
+    rng0 = np.random.default_rng(5)
+    n, num = 4, 16
+    ops = []
+    for _ in range(2):
+        for q in range(n):
+            ops += [qml.RY(rng0.uniform(0, 6), q), qml.RZ(rng0.uniform(0, 6), q)]
+        ops += [qml.CNOT([q, (q + 1) % n]) for q in range(n)]
+    tape = QuantumScript(ops, [qml.expval(qml.Z(0))])
+    tape.trainable_params = list(range(num))
+    circuit = rotation_form(tape)
+    x = budget.pauli_expectations(budget._state(tape.operations, circuit.wire_order))
+    blocks = hybrid.light_cone_context(tape, circuit)
+    exact = blocks.map(lambda s, g: g @ x[budget.local_indices(n, s)])[:, 0]
+    fixed = budget.Allocation(40, np.full(num, 4), np.ones((num, 1)), 0.0, np.zeros((num, 1)))
+    monkeypatch.setattr(hybrid, "allocate", lambda *a, **k: fixed)
+    reps, dev = 200, []
+    for r in range(reps):
+        st = hybrid.prepare_stage2(
+            tape, circuit, x, 0, range(num), np.random.default_rng(r), 20, blocks
+        )
+        assert st.plan.random and st.plan.num_bases == 40
+        mean = np.zeros(num)
+        for support, rows, gammas in blocks.blocks:
+            lp = budget.local_plan(st.plan, support)
+            cov = np.bincount(_covered_indices(lp.bases).ravel(), minlength=4 ** len(support))
+            pi = 1 - (1 - single_coverage(lp)) ** lp.num_bases
+            xs = x[budget.local_indices(n, support)]
+            mean[rows] = gammas[0] @ (xs * np.where(cov > 0, 1 / pi, 0.0))
+        dev.append(st.weights[:, 0] * (mean - exact))
+    dev = np.array(dev)
+    sd = dev.std(0, ddof=1)
+    live = sd > 1e-12
+    q = student_t.ppf(1 - ALPHA / (2 * live.sum()), df=reps - 1)
+    assert np.all(np.abs(dev.mean(0))[live] <= q * sd[live] / np.sqrt(reps))
