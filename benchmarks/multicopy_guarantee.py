@@ -3,12 +3,13 @@
 Over seeded random 2-4 qubit circuits, both register variants, count runs with
 ``max_j |g_j - d_j f| > epsilon`` against exact gradients (analytic parameter-shift) and test
 ``P(failure) <= delta`` with a one-sided binomial test at 1%. A negative control divides the
-default (theoretical) batch sizes by 10 (``batch_scale=0.1``) and is run through the same test;
-a sweep of larger divisors shows where the guarantee does break.
+batch sizes by 10 (``batch_scale=0.1``) and is run through the same test, for the theoretical
+and for the calibrated constants; an optional sweep of larger divisors of the theoretical batch
+shows where the guarantee does break.
 
-    python benchmarks/multicopy_guarantee.py [runs] [sweep_runs]
+    python benchmarks/multicopy_guarantee.py [runs] [sweep_runs]   # all four; sweep if > 0
     python benchmarks/multicopy_guarantee.py calibrate [runs]   # tunes constants="calibrated"
-    python benchmarks/multicopy_guarantee.py calibrated [runs]  # tests the calibrated constants
+    python benchmarks/multicopy_guarantee.py calibrated [runs]  # calibrated + its control
     python benchmarks/multicopy_guarantee.py calibrate-shift [runs]  # parameter-shift's divisor
 
 Calibration seeds (50000 + i) are disjoint from the test seeds (1000 + i).
@@ -104,17 +105,33 @@ def _line(label: str, r: dict) -> str:
     )
 
 
-def main(runs: int = 200, sweep_runs: int = 100) -> None:
-    print(f"constants='theoretical' (the rigorous default), {runs} runs, seeds 1000..")
+def main(runs: int = 200, sweep_runs: int = 0) -> None:
+    print(f"constants='theoretical' (the rigorous default), {runs} runs, test seeds 1000..")
     print(_line("theory batch sizes", experiment(runs, 1)), flush=True)
-    print(_line("negative control: batch / 10", experiment(runs, 10)), flush=True)
-    # The rigorous batch is still loose on these circuits: show where the guarantee breaks.
-    for div in (30, 100, 300, 1000):
-        print(_line(f"batch / {div} ({sweep_runs} runs)", experiment(sweep_runs, div)), flush=True)
+    print(_line("negative control: theory batch / 10", experiment(runs, 10)), flush=True)
+    calibrated(runs)
+    # The rigorous batch is loose on these circuits: show where the guarantee breaks.
+    if sweep_runs:
+        for div in (30, 100, 300, 1000):
+            r = experiment(sweep_runs, div)
+            print(_line(f"theory batch / {div} ({sweep_runs} runs)", r), flush=True)
+
+
+def calibrated(runs: int = 200) -> None:
+    """``constants="calibrated"`` on the test seeds, and its negative control (batch / 10)."""
+    from pennylane_shadowgrad.multicopy import sweep
+
+    print(
+        f"constants='calibrated' (TUNED: batch / {sweep.CALIBRATED_BATCH_DIVISOR:g}, fresh "
+        f"estimate / {sweep.CALIBRATED_ESTIMATE_DIVISOR:g}), {runs} runs, test seeds 1000.."
+    )
+    print(_line("calibrated sizes", experiment(runs, 1, constants="calibrated")), flush=True)
+    r = experiment(runs, 10, constants="calibrated")
+    print(_line("negative control: calibrated batch / 10", r), flush=True)
 
 
 #: Divisors tried by the calibration (batch and fresh-estimate sizes divided alike).
-CALIBRATION_GRID = (2, 4, 8, 16, 32, 64)
+CALIBRATION_GRID = tuple(2**k for k in range(1, 13))  # 2 .. 4096, stops at the first failure
 
 
 def calibrate(runs: int = 200) -> None:
@@ -184,7 +201,6 @@ if __name__ == "__main__":
     elif args and args[0] == "calibrate":
         calibrate(int(args[1]) if len(args) > 1 else 200)
     elif args and args[0] == "calibrated":
-        n = int(args[1]) if len(args) > 1 else 200
-        print(_line("constants='calibrated' (TUNED)", experiment(n, 1, constants="calibrated")))
+        calibrated(int(args[1]) if len(args) > 1 else 200)
     else:
         main(*(int(a) for a in args))
