@@ -16,10 +16,12 @@ MSEs (summed over components) from the known state (n <= 6):
 
 Also printed: ``plan()``'s predicted per-component MSE against the exact expected one
 (min/max ratio over components, per strategy), and a measured check of ``plan()`` against
-repeated device runs of ``shadow_grad`` on one case.
+repeated QNode runs (``diff_method="shadow"``) on one case.
 
-    python benchmarks/hybrid_allocation.py            # full table (< 10 min on 2 cores)
-    python benchmarks/hybrid_allocation.py --quick    # smoke test
+    python benchmarks/hybrid_allocation.py                # full table (< 10 min on 2 cores)
+    python benchmarks/hybrid_allocation.py --quick        # smoke test
+    python benchmarks/hybrid_allocation.py --wide-n 8 10 --seeds 200   # n > 6, one-sided tests
+    python benchmarks/hybrid_allocation.py --plan-check   # plan() vs R=200 real runs, 3 families
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pennylane.tape import QuantumScript
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from shadow_vs_shift import brick_ops, hamiltonian, ring_ops
 
-from pennylane_shadowgrad import budget, hybrid, shadow_grad
+from pennylane_shadowgrad import budget, hybrid
 from pennylane_shadowgrad.circuit import decompose_to_rotations, rotation_form
 from pennylane_shadowgrad.estimators.shadow import ShadowSums
 from pennylane_shadowgrad.snapshots import make_plan
@@ -143,40 +145,111 @@ def plan_ratios(row: dict, pilot: float) -> dict:
     return out
 
 
-def measured_plan_check(reps: int, seed: int) -> None:
-    """plan() against the per-component MSE of repeated shadow_grad runs on a device."""
-    rng = np.random.default_rng(seed)
-    n, layers = 3, 4
-    params = rng.uniform(0, 2 * np.pi, 2 * n * layers)
-    tape = QuantumScript(ring_ops(n, layers, params), [qml.expval(qml.Z(0))], shots=2000)
-    exact = np.asarray(
-        qml.gradients.param_shift(QuantumScript(tape.operations, tape.measurements))[1](
-            qml.execute(
-                qml.gradients.param_shift(QuantumScript(tape.operations, tape.measurements))[0],
-                qml.device("default.qubit"),
-                diff_method=None,
+def _qnode_case(family: str, n: int, size: int, seed: int):
+    """The QNode body, its parameters and observable of one benchmark-family case."""
+    rng = np.random.default_rng([seed, n, size, ord(family)])
+    params = rng.uniform(0, 2 * np.pi, 2 * n * size)
+    if family == "a":
+        build, obs = ring_ops, qml.Z(0)
+    elif family == "b":
+        build, obs = brick_ops, qml.Z(n // 2)
+    else:
+        build, obs = ring_ops, hamiltonian("tfim", n)
+
+    def body(x):
+        build(n, size, x)  # the operations queue themselves
+        return qml.expval(obs)
+
+    return body, params
+
+
+def plan_check(cases, reps: int, s_tape: int, seed: int) -> None:
+    """plan(..., source="simulation") per-component MSE against R seeded real runs.
+
+    Each run is ``qml.jacobian`` of a QNode on a seeded ``default.qubit`` with
+    ``diff_method="shadow"`` and ``gradient_kwargs={"strategy": ..., "seed": Generator}`` (fresh
+    bases per run); the Tracker counts the gradient's shots (its total minus that of a forward
+    pass alone), which should be at most ``T`` (flagged ``OVER T`` otherwise: a device that
+    splits a Hamiltonian into several measured groups counts each shifted circuit's shots once
+    per group, which the auto split does not yet account for). Measured per-component MSE:
+    mean squared error against the analytic gradient over the ``R`` runs, with its own
+    standard error. Components whose predicted and measured MSE are both ~0 (outside the light
+    cone: the estimate is exactly 0) are excluded and counted.
+    """
+    print(
+        "| family | n | size | M | T | strategy | excluded (MSE ~ 0) | predicted/measured "
+        "min / median / max | outside [1/1.5, 1.5] (ratio, z vs bound) | total pred/meas "
+        "| measured rel. SE median (max) | gradient shots (Tracker) | s |"
+    )
+    print("|" + "---|" * 13)
+    for family, n, size in cases:
+        body, params = _qnode_case(family, n, size, seed)
+        tape = _case_tape(family, n, size, seed)
+        _, total = exact_ps_mse(tape, s_tape)
+        exact = np.asarray(
+            qml.gradients.param_shift(tape)[1](
+                qml.execute(
+                    qml.gradients.param_shift(tape)[0],
+                    qml.device("default.qubit"),
+                    diff_method=None,
+                )
+            ),
+            dtype=float,
+        ).reshape(-1)
+        dev = qml.device("default.qubit", wires=n, seed=seed)
+        probe = qml.QNode(body, dev, shots=total)
+        p = budget.plan(probe, qml.numpy.array(params, requires_grad=True), shots=total)
+        for strategy, key in (("pure", "shadow"), ("auto", "auto")):
+            start = time.perf_counter()
+            rng = np.random.default_rng([seed, n, size, ord(family), len(strategy)])
+            qnode = qml.QNode(
+                body,
+                dev,
+                diff_method="shadow",
+                shots=total,
+                gradient_kwargs={"strategy": strategy, "seed": rng},
             )
-        )
-    ).reshape(-1)
-    p = budget.plan(tape, shots=2000)
-    dev = qml.device("default.qubit", seed=seed)
-    for strategy in ("pure", "auto"):
-        errs = []
-        for _ in range(reps):
-            kw = {"device": dev} if strategy == "auto" else {}
-            t, fn = shadow_grad(tape, strategy=strategy, seed=int(rng.integers(2**31)), **kw)
-            g = np.asarray(fn(qml.execute(t, dev, diff_method=None)), dtype=float).reshape(-1)
-            errs.append((g - exact) ** 2)
-        measured = np.mean(errs, axis=0)
-        pred = p.mse["shadow" if strategy == "pure" else "auto"][:, 0]
-        live = measured > 1e-12
-        r = pred[live] / measured[live]
-        print(
-            f"plan() measured check, ring n={n} L={layers} M={len(params)} T=2000, "
-            f"strategy={strategy}, R={reps}: predicted/measured per component "
-            f"min {r.min():.2f} median {np.median(r):.2f} max {r.max():.2f}; "
-            f"total {pred.sum() / measured.sum():.2f}"
-        )
+            x = qml.numpy.array(params, requires_grad=True)
+            with qml.Tracker(dev) as tracker:
+                qnode(x)
+            forward = int(tracker.totals["shots"])  # a Hamiltonian's groups: several tapes
+            errs, shots = [], set()
+            for _ in range(reps):
+                with qml.Tracker(dev) as tracker:
+                    g = np.asarray(qml.jacobian(qnode)(x), dtype=float).reshape(-1)
+                shots.add(int(tracker.totals["shots"]) - forward)
+                errs.append((g - exact) ** 2)
+            errs = np.array(errs)
+            measured = errs.mean(0)
+            rel_se = errs.std(0, ddof=1) / np.sqrt(reps) / np.where(measured > 0, measured, 1)
+            pred = p.mse[key][:, 0]
+            tiny = 1e-10 * max(pred.max(), measured.max())
+            live = (pred > tiny) | (measured > tiny)
+            r = pred[live] / np.where(measured[live] > 0, measured[live], np.inf)
+            bad = []
+            for j in np.flatnonzero(live):
+                ratio = pred[j] / measured[j] if measured[j] > 0 else np.inf
+                if not 1 / 1.5 <= ratio <= 1.5:
+                    # z of the measured MSE against the nearest bound's implied value
+                    bound = pred[j] / (1.5 if ratio > 1.5 else 1 / 1.5)
+                    z = (measured[j] - bound) / (rel_se[j] * measured[j])
+                    bad.append(f"j={j}: {ratio:.2f} (z {z:+.1f})")
+            print(
+                f"| {family} | {n} | {size} | {len(params)} | {total} | {strategy} "
+                f"| {int((~live).sum())} | {r.min():.2f} / {np.median(r):.2f} / {r.max():.2f} "
+                f"| {'; '.join(bad) if bad else 'none'} | {pred.sum() / measured.sum():.2f} "
+                f"| {np.median(rel_se[live]):.2f} ({rel_se[live].max():.2f}) "
+                f"| {min(shots)}-{max(shots)}{' OVER T' if max(shots) > total else ''} "
+                f"| {time.perf_counter() - start:.0f} |",
+                flush=True,
+            )
+    print(
+        f"\nR = {reps} seeded runs per strategy and case (QNode, default.qubit seed {seed}, "
+        f"fresh random bases per run); T = the shots PennyLane's param_shift uses at "
+        f"{s_tape} shots per tape; plan(source='simulation', pilot={budget.DEFAULT_PILOT}). "
+        "z: (measured - predicted/bound) / SE(measured); |z| < 2.6 is consistent with the "
+        "bound at 1% (two-sided) given R."
+    )
 
 
 def pilot_sweep(args) -> None:
@@ -346,6 +419,11 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--pilot-sweep", action="store_true", help="pilot fraction sweep only")
     parser.add_argument(
+        "--plan-check",
+        action="store_true",
+        help="plan() vs measured per-component MSE on one case of each family only",
+    )
+    parser.add_argument(
         "--wide-n", type=int, nargs="*", default=None, help="n > 6 wide-shallow table only"
     )
     args = parser.parse_args(argv)
@@ -354,6 +432,12 @@ def main(argv=None) -> None:
         return
     if args.pilot_sweep:
         pilot_sweep(args)
+        return
+    if args.plan_check:
+        cases = [("a", 3, 4), ("b", 6, 2), ("c", 4, 3)]
+        if args.quick:
+            cases, args.plan_reps = [("a", 3, 4)], min(args.plan_reps, 20)
+        plan_check(cases, args.plan_reps, args.shots_per_tape, args.seed)
         return
     if args.quick:
         cases = [("a", 2, 6), ("a", 3, 4), ("b", 6, 1), ("c", 4, 3)]
@@ -388,7 +472,7 @@ def main(argv=None) -> None:
         f"pilot seeds (± its standard error), pilot fraction {args.pilot}; "
         f"{args.shots_per_tape} shots per param-shift tape; seed {args.seed}"
     )
-    measured_plan_check(args.plan_reps, args.seed)
+    plan_check([("a", 3, 4)], args.plan_reps, args.shots_per_tape, args.seed)
     print(f"total {time.perf_counter() - start:.0f} s")
 
 

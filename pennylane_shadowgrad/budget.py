@@ -43,8 +43,9 @@ from .snapshots import MAX_AUTO_BASES, SnapshotPlan, make_plan
 #: --pilot-sweep``, exact, 40 pilot seeds): auto / min(pure, ps) for pilot 0.02 / 0.05 / 0.1 is
 #: 0.984 / 1.007 / 1.059 (ring n=3 M=24), 1.013 / 1.044 / 1.102 (ring n=4 M=96), 0.117 / 0.121 /
 #: 0.130 (brick n=6 M=24), 1.029 / 1.051 / 1.107 (TFIM n=5 M=60): 0.02 is 2-4% better at
-#: T >= 2400, but the n > 6 table (``--wide-n``) shows heavy-tailed auto errors from small
-#: pilots (n=10, depth 2, 120-snapshot pilot), so 0.05 is kept until small budgets are measured.
+#: T >= 2400. The heavy tail once seen at n=10, depth 2 (``--wide-n``) came from stage-2
+#: weights given the main plan's random bases, not from the pilot size (fixed: see
+#: :func:`expected_block_shadow_variance`); 0.05 is kept until small budgets are measured.
 DEFAULT_PILOT = 0.05
 
 #: Components whose ``sum_P gamma_jP^2`` is below this are exactly zero (outside the light
