@@ -12,7 +12,9 @@ that ``b`` covers: ``w_jb`` of the coefficients, ``p_b`` of the covered Pauli ex
 same formula gives the exact variance (exact expectations ``x``) and a plug-in estimate (a
 pilot's ``x``, clipped to ``[-1, 1]``). A parameter-shift derivative of a rotation
 ``exp(-i scale theta P / 2)`` from ``m`` shots per shifted circuit has variance
-``scale^2 (Var_+(O) + Var_-(O)) / (4 m)``.
+``scale^2 (Var_+(O) + Var_-(O)) / (4 m)``; an observable measured as ``G`` qubit-wise-commuting
+groups ``O = sum_g O_g`` (one tape of ``m`` shots each) has ``sum_g Var(O_g)`` in place of
+``Var(O)`` and costs ``2 G m`` shots.
 """
 
 from __future__ import annotations
@@ -650,6 +652,52 @@ def _output_variances(state: np.ndarray, observables: list[PauliSum]) -> np.ndar
     return np.array([_variance_from_x(o, x) for o in observables])
 
 
+# --------------------------------------------------------------------------- measured groups
+def measurement_groups(observables: list[PauliSum]) -> list[np.ndarray]:
+    """Qubit-wise-commuting groups of the non-identity Pauli words of all outputs.
+
+    Each group is a ``(k, n)`` digit array of words that one circuit execution measures
+    together (one basis per qubit). Greedy first fit, heaviest words first (deterministic).
+    A Pauli word or a ``probs`` output is one group; the open TFIM (``ZZ`` + ``X`` terms) two.
+    The parameter-shift part of ``strategy="auto"`` runs one tape per group and shifted
+    circuit, so that every tape costs exactly its shots on any device (a device left to split
+    ``expval(H)`` itself charges its own number of groups per tape).
+    """
+    if not observables:
+        return []
+    n = observables[0].digits.shape[1]
+    rows = [o.digits for o in observables if len(o)]
+    if not rows:
+        return []
+    words = np.unique(np.concatenate(rows).reshape(-1, n), axis=0)
+    words = words[np.any(words != 0, axis=1)]
+    order = sorted(range(len(words)), key=lambda i: (-int(np.sum(words[i] != 0)), i))
+    letters, members = [], []
+    for i in order:
+        w = words[i]
+        for g, let in enumerate(letters):
+            if np.all((let == 0) | (w == 0) | (let == w)):
+                letters[g] = np.where(w != 0, w, let)
+                members[g].append(w)
+                break
+        else:
+            letters.append(w.copy())
+            members.append([w])
+    return [np.array(m, dtype=np.uint8) for m in members]
+
+
+def group_parts(obs: PauliSum, groups: list[np.ndarray]) -> list[PauliSum]:
+    """``obs`` split into its terms measured by each group (identity terms dropped)."""
+    index = {g_word.tobytes(): g for g, words in enumerate(groups) for g_word in words}
+    which = np.array([index.get(d.tobytes(), -1) for d in obs.digits], dtype=np.int64)
+    return [PauliSum(obs.digits[which == g], obs.coeffs[which == g]) for g in range(len(groups))]
+
+
+def grouped_variance(parts: list[PauliSum], x: np.ndarray) -> float:
+    """``sum_g Var(O_g)``: one shot of every group (each group from its own samples)."""
+    return float(sum(_variance_from_x(p, x) for p in parts if len(p)))
+
+
 def _variance_from_x(obs: PauliSum, x: np.ndarray) -> float:
     n = obs.digits.shape[1]
     sq = pauli_sum_square(obs)
@@ -662,19 +710,25 @@ def _variance_from_x(obs: PauliSum, x: np.ndarray) -> float:
 def shift_variances(
     tape: QuantumScript, circuit: RotationCircuit, observables: list[PauliSum]
 ) -> np.ndarray:
-    """Exact per-shot parameter-shift variance ``u[j, o] = scale^2 (Var_+ + Var_-) / 4``.
+    """Exact per-shot parameter-shift variance ``u[j, o] = scale^2 sum_g (Var_+ + Var_-) / 4``.
 
-    ``tape`` is the decomposed tape (every trainable parameter the angle of one rotation).
-    Simulated on ``default.qubit`` without shots: a classical computation, ``2M`` states.
+    One "shot" is one shot of each of the :func:`measurement_groups` (each group its own tape
+    with ``m`` shots, so a component costs ``2 G m`` counted shots); ``Var_+(O_g)`` is the
+    variance of output ``o``'s group-``g`` terms in the ``+`` shifted state. ``tape`` is the
+    decomposed tape (every trainable parameter the angle of one rotation). Simulated on
+    ``default.qubit`` without shots: a classical computation, ``2M`` states.
     """
     scale = _param_scales(circuit)
     params = tape.get_parameters(trainable_only=True)
+    groups = measurement_groups(observables)
+    parts = [group_parts(o, groups) for o in observables]
     u = np.zeros((circuit.num_params, len(observables)))
     for j in range(circuit.num_params):
         total = np.zeros(len(observables))
         for sign in (1.0, -1.0):
             shifted = shifted_tape(tape, j, sign, scale[j], params)
-            total += _output_variances(_state(shifted.operations, circuit.wire_order), observables)
+            x = pauli_expectations(_state(shifted.operations, circuit.wire_order))
+            total += np.array([grouped_variance(p, x) for p in parts])
         u[j] = scale[j] ** 2 * total / 4.0
     return u
 
@@ -710,10 +764,14 @@ class Allocation:
     weights: np.ndarray
     mse: float
     component_mse: np.ndarray = field(repr=False)
+    #: measured groups per shifted circuit (:func:`measurement_groups`; ``None``: 1): each
+    #: shifted circuit runs as ``groups[j]`` tapes of ``ps_shots[j]`` shots
+    groups: np.ndarray | None = None
 
     @property
     def ps_total(self) -> int:
-        return int(2 * self.ps_shots.sum())
+        g = np.ones(len(self.ps_shots)) if self.groups is None else np.asarray(self.groups)
+        return int(2 * np.sum(g * self.ps_shots))
 
 
 def _optimal_ps(a: np.ndarray, u: np.ndarray, budget: float) -> np.ndarray:
@@ -762,21 +820,25 @@ def allocate(
     active: np.ndarray | None = None,
     min_shadow: int = 1,
     grid: int = 48,
+    groups=1,
 ) -> Allocation:
     """Split ``total`` shots between shadow snapshots and parameter-shift circuits.
 
     Minimises the summed variance ``sum_jo 1 / (T_sh / v_jo + m_j / u_jo)`` of the
-    inverse-variance combination over ``T_sh + 2 sum_j m_j = total`` (``T_sh = 0`` or
+    inverse-variance combination over ``T_sh + 2 sum_j G_j m_j = total`` (``T_sh = 0`` or
     ``T_sh >= min_shadow``): a convex problem, solved by water-filling in ``m`` for each
     ``T_sh`` on a grid refined by golden-section search.
 
     Args:
         v: ``(M, O)`` single-snapshot shadow variances (variance at ``T`` snapshots ``= v/T``).
-        u: ``(M, O)`` single-shot parameter-shift variances (at ``m`` shots: ``u/m``).
+        u: ``(M, O)`` single-shot parameter-shift variances (at ``m`` shots per tape:
+            ``u/m``); a "shot" is one shot of each of the ``G_j`` measured groups.
         total: shots to split.
         active: components that may get parameter-shift shots (default: all with ``v > 0``).
         min_shadow: smallest non-zero shadow budget (e.g. ``3**n`` for a complete plan).
         grid: number of ``T_sh`` grid points.
+        groups: ``G_j`` (int or ``(M,)``), tapes per shifted circuit: component ``j`` costs
+            ``2 G_j m_j`` shots (:func:`measurement_groups`).
 
     **Example**
 
@@ -789,11 +851,13 @@ def allocate(
     active = np.any(v > 0, axis=1) if active is None else np.asarray(active, dtype=bool)
     u = np.where(active[:, None], u, 0.0)
     live = active | np.any(v > 0, axis=1)
+    g_tapes = np.maximum(np.broadcast_to(np.asarray(groups, dtype=np.int64), (v.shape[0],)), 1)
+    u_shot = u * g_tapes[:, None]  # variance per counted shot: m_j shots cost G_j m_j
 
     def evaluate(t: float):
         a = np.where(v > 0, t / np.where(v > 0, v, 1.0), np.inf)
-        m = _optimal_ps(np.where(np.isinf(a), 1e300, a), u, total - t)
-        comp = _combined(a, m, u)
+        m = _optimal_ps(np.where(np.isinf(a), 1e300, a), u_shot, total - t)
+        comp = _combined(a, m, u_shot)
         comp = np.where(live[:, None], comp, 0.0)
         return float(np.sum(comp)), m
 
@@ -822,23 +886,26 @@ def allocate(
         t_ref = (a_ + b_) / 2
         if evaluate(t_ref)[0] < scores[best]:
             t_best = t_ref
-    return _integer_allocation(v, u, total, t_best, live, min_shadow)
+    return _integer_allocation(v, u, g_tapes, total, t_best, live, min_shadow)
 
 
-def _integer_allocation(v, u, total, t_real, live, min_shadow) -> Allocation:
-    """Round the real split to integer shots that add up to ``total`` (or one less)."""
+def _integer_allocation(v, u, g, total, t_real, live, min_shadow) -> Allocation:
+    """Round the real split to integer shots per tape whose counted shots
+    ``shadow + 2 sum_j G_j m_j`` add up to at most ``total``."""
     a_real = np.where(v > 0, t_real / np.where(v > 0, v, 1.0), np.inf)
-    m_real = _optimal_ps(np.where(np.isinf(a_real), 1e300, a_real), u, total - t_real)
+    counted = _optimal_ps(np.where(np.isinf(a_real), 1e300, a_real), u * g[:, None], total - t_real)
+    m_real = counted / g
     m = np.floor(m_real).astype(np.int64)
-    shadow = int(total - 2 * m.sum())
+    shadow = int(total - 2 * np.sum(g * m))
     if t_real == 0 or shadow < min_shadow:
         # no shadow part: hand the rounding remainder to the largest parameter-shift parts
         order = np.argsort(-(m_real - m))
         k = 0
-        while shadow >= 2 and k < len(order):
-            if m_real[order[k]] > 0:
-                m[order[k]] += 1
-                shadow -= 2
+        while k < len(order):
+            j = order[k]
+            if m_real[j] > 0 and shadow >= 2 * g[j]:
+                m[j] += 1
+                shadow -= 2 * int(g[j])
             k += 1
         shadow = 0
     t = float(shadow)
@@ -848,7 +915,7 @@ def _integer_allocation(v, u, total, t_real, live, min_shadow) -> Allocation:
     with np.errstate(invalid="ignore", divide="ignore"):
         weights = np.where(np.isinf(var_sh), 0.0, np.nan_to_num(comp / var_sh, nan=1.0))
     weights = np.where(m[:, None] == 0, 1.0, weights)
-    return Allocation(shadow, m, weights, float(np.sum(comp)), comp)
+    return Allocation(shadow, m, weights, float(np.sum(comp)), comp, g.copy())
 
 
 # --------------------------------------------------------------------------- planning
@@ -894,6 +961,7 @@ class VarianceModel:
     gamma: list
     x: np.ndarray
     min_shadow: int
+    groups: int = 1
 
 
 def variance_model(
@@ -908,7 +976,7 @@ def variance_model(
 
     ``x`` are Pauli expectations (exact or a pilot's); with ``exact_u`` the shift variances are
     simulated exactly, otherwise ``Var_+ + Var_- ~ 2 Var(O)`` at the unshifted state (from
-    ``x``).
+    ``x``), per measured group (:func:`measurement_groups`, summed over groups).
     """
     n = circuit.num_qubits
     observables = output_observables(tape, circuit.wire_order)
@@ -919,12 +987,15 @@ def variance_model(
     if exact_u:
         u = shift_variances(tape, circuit, observables)
     else:
-        var_o = np.array([_variance_from_x(o, np.clip(x, -1, 1)) for o in observables])
+        groups_ = measurement_groups(observables)
+        xs = np.clip(x, -1, 1)
+        var_o = np.array([grouped_variance(group_parts(o, groups_), xs) for o in observables])
         scale = _param_scales(circuit)
         u = scale[:, None] ** 2 * 2.0 * np.maximum(var_o, 1e-3)[None] / 4.0
     complete = 3**n
     min_shadow = complete if bases == "auto" and complete <= 729 and complete <= total else 1
-    return VarianceModel(v, u, active, gamma, np.asarray(x), min_shadow)
+    num_groups = max(len(measurement_groups(observables)), 1)
+    return VarianceModel(v, u, active, gamma, np.asarray(x), min_shadow, num_groups)
 
 
 def _normal_budget(per_shot: np.ndarray, epsilon: float, delta: float) -> int:
@@ -950,7 +1021,8 @@ def plan(
     """Predict each strategy's per-component MSE at a shot budget, before the real run.
 
     Strategies: ``"shadow"`` (pure shadow, default plan), ``"parameter-shift"`` (equal shots on
-    the ``2 M'`` shifted circuits of the ``M'`` non-zero components) and ``"auto"`` (pilot, then
+    the ``2 M' G`` tapes of the ``M'`` non-zero components, each shifted circuit measured as
+    its ``G`` qubit-wise-commuting groups, :func:`measurement_groups`) and ``"auto"`` (pilot, then
     the optimal split, combined with inverse-variance weights).
 
     Args:
@@ -1013,12 +1085,15 @@ def plan(
         raise ValueError(f"source must be 'simulation' or 'pilot', got {source!r}.")
     t_pilot = max(round(pilot * total), 1)
     model = variance_model(rot, circuit, total - t_pilot, x, exact_u=exact)
-    ps_m = total / (2 * max(int(model.active.sum()), 1))
+    # equal shots on the G tapes (measured groups) of each of the 2 M' shifted circuits
+    ps_m = total / (2 * model.groups * max(int(model.active.sum()), 1))
     mse = {
         "shadow": variance_model(rot, circuit, total, x, exact_u=False).v / total,
         "parameter-shift": np.where(model.active[:, None], model.u / ps_m, 0.0),
     }
-    alloc = allocate(model.v, model.u, total - t_pilot, model.active, model.min_shadow)
+    alloc = allocate(
+        model.v, model.u, total - t_pilot, model.active, model.min_shadow, groups=model.groups
+    )
     mse["auto"] = _auto_component_mse(rot, circuit, model, alloc)
     budget = {}
     if epsilon is not None:

@@ -22,19 +22,21 @@ from .budget import (
     Allocation,
     GradientBlocks,
     _param_scales,
-    _variance_from_x,
     allocate,
     biased_plan,
     block_sums,
     expected_block_shadow_variance,
     gradient_blocks,
+    group_parts,
+    grouped_variance,
     local_indices,
+    measurement_groups,
     optimal_bias,
     output_observables,
     restrict_pauli_sum,
     shifted_tape,
 )
-from .circuit import RotationCircuit
+from .circuit import PAULI_DIGITS, RotationCircuit
 from .snapshots import SnapshotPlan, decode, make_plan, snapshot_tapes
 
 #: Random plans are evaluated on at most this many of their (i.i.d.) bases when predicting
@@ -82,21 +84,55 @@ def plug_in_shift_variance(
 ) -> np.ndarray:
     """Per-shot parameter-shift variance from Pauli estimates ``x`` at the unshifted state.
 
-    ``scale^2 (Var_+ + Var_-) / 4`` with ``Var_+ + Var_- ~ 2 Var(O)`` (floored at ``1e-3``):
-    the shifted states are not measured by the pilot. With the pilot's leave-one-group-out
-    estimates ``x_loo``, ``Var(O)`` is raised by two jackknife standard errors: underrating
-    parameter-shift noise costs more than overrating it (measured on the TFIM family).
+    ``scale^2 (Var_+ + Var_-) / 4`` with ``Var_+ + Var_- ~ 2 V`` (floored at ``1e-3``), where
+    ``V = sum_g Var(O_g)`` over the measured groups (:func:`~.budget.measurement_groups`: each
+    group is its own tape, a "shot" is one shot of every group): the shifted states are not
+    measured by the pilot. With the pilot's leave-one-group-out estimates ``x_loo``, ``V`` is
+    raised by two jackknife standard errors: underrating parameter-shift noise costs more than
+    overrating it (measured on the TFIM family).
     """
+    groups = measurement_groups(observables)
+    parts = [group_parts(o, groups) for o in observables]
     xs = np.clip(x, -1.0, 1.0)
-    var_o = np.array([_variance_from_x(o, xs) for o in observables])
+    var_o = np.array([grouped_variance(p, xs) for p in parts])
     if x_loo is not None and len(x_loo) > 1:
         loo = np.array(
-            [[_variance_from_x(o, np.clip(xk, -1.0, 1.0)) for o in observables] for xk in x_loo]
+            [[grouped_variance(p, np.clip(xk, -1.0, 1.0)) for p in parts] for xk in x_loo]
         )
         k = len(loo)
         var_o = var_o + 2.0 * np.sqrt((k - 1) / k * np.sum((loo - loo.mean(0)) ** 2, axis=0))
     scale = _param_scales(circuit)
     return scale[:, None] ** 2 * np.maximum(var_o, 1e-3)[None] / 2.0
+
+
+def group_tapes(tape: QuantumScript, wire_order, observables=None):
+    """The measured groups of ``tape``'s outputs as tapes: ``(tapes, coeffs)``.
+
+    One tape per qubit-wise-commuting group (:func:`~.budget.measurement_groups`), with one
+    ``expval`` per Pauli word of the group (commuting words are sampled together: one
+    execution, ``tape.shots`` counted shots on ``default.qubit`` and ``lightning.qubit``).
+    ``coeffs[g]`` has shape ``(outputs, words in g)``: output ``o`` is its identity part plus
+    ``sum_g coeffs[g][o] @ results[g]``.
+    """
+    observables = output_observables(tape, wire_order) if observables is None else observables
+    groups = measurement_groups(observables)
+    letters = {d: p for p, d in PAULI_DIGITS.items()}
+    tapes, coeffs = [], []
+    for words in groups:
+        meas = []
+        for w in words:
+            word = {wire_order[q]: letters[int(d)] for q, d in enumerate(w) if d}
+            meas.append(qml.expval(qml.pauli.PauliWord(word).operation()))
+        tapes.append(QuantumScript(tape.operations, meas, shots=tape.shots))
+        index = {w.tobytes(): k for k, w in enumerate(words)}
+        c = np.zeros((len(observables), len(words)))
+        for o, obs in enumerate(observables):
+            for d, coeff in zip(obs.digits, obs.coeffs):
+                k = index.get(d.tobytes())
+                if k is not None:
+                    c[o, k] += coeff
+        coeffs.append(c)
+    return tapes, coeffs
 
 
 @dataclass
@@ -153,7 +189,8 @@ def prepare_stage2(
     u = plug_in_shift_variance(circuit, *_observable_context(tape, circuit, blocks, x, x_loo))
     complete = 3**n
     min_shadow = complete if complete <= min(remaining, 729) else 1
-    alloc = allocate(v, u, remaining, active, min_shadow)
+    num_groups = max(len(measurement_groups(output_observables(tape, circuit.wire_order))), 1)
+    alloc = allocate(v, u, remaining, active, min_shadow, groups=num_groups)
     main_plan = None
     var_sh = np.full(v.shape, np.inf)
     if alloc.shadow > 0:
@@ -253,10 +290,19 @@ def run_hybrid(
     scale = _param_scales(circuit)
     params = tape.get_parameters(trainable_only=True)
     shifted = np.flatnonzero(alloc.ps_shots > 0)
+    # each shifted circuit runs as one tape per measured group, so that every tape costs
+    # exactly its shots on any device (the allocation charges 2 G m per component)
+    observables = output_observables(tape, circuit.wire_order)
+    num_groups = 0
+    coeffs = []
     for j in shifted:
         for sign in (1.0, -1.0):
             t = shifted_tape(tape, int(j), sign, scale[j], params)
-            tapes.append(t.copy(shots=int(alloc.ps_shots[j])))
+            g_tapes, coeffs = group_tapes(
+                t.copy(shots=int(alloc.ps_shots[j])), circuit.wire_order, observables
+            )
+            num_groups = len(g_tapes)
+            tapes += g_tapes
     # numeric parameters and no ML interface: stage 2 runs inside PennyLane's backward pass
     # (autograd, torch) or a host callback (jax.jit), never on traced values
     tapes = [qml.transforms.convert_to_numpy_parameters(t)[0][0] for t in tapes]
@@ -272,13 +318,18 @@ def run_hybrid(
             for o, g in enumerate(gammas):
                 shadow_est[rows, o] = g @ xb
     ps_est = np.zeros((circuit.num_params, num_out))
+
+    def _value(res) -> np.ndarray:  # outputs less their identity parts, from the group tapes
+        total = np.zeros(num_out)
+        for c, r in zip(coeffs, res):
+            total += c @ np.atleast_1d(np.asarray(r, dtype=float)).reshape(-1)
+        return total
+
     for k, j in enumerate(shifted):
-        plus, minus = results[num_snapshot_tapes + 2 * k], results[num_snapshot_tapes + 2 * k + 1]
-        plus = plus if len(tape.measurements) > 1 else (plus,)
-        minus = minus if len(tape.measurements) > 1 else (minus,)
-        for o, (m, e) in enumerate(outputs):
-            diff = np.asarray(plus[m]) - np.asarray(minus[m])
-            ps_est[j, o] = scale[j] * (diff if e is None else diff[e]) / 2.0
+        start = num_snapshot_tapes + 2 * k * num_groups
+        plus = _value(results[start : start + num_groups])
+        minus = _value(results[start + num_groups : start + 2 * num_groups])
+        ps_est[j] = scale[j] * (plus - minus) / 2.0
     est = w * shadow_est + (1 - w) * ps_est
     var = w**2 * np.nan_to_num(var_sh, posinf=0.0) + (1 - w) ** 2 * np.nan_to_num(
         var_ps, posinf=0.0
@@ -403,6 +454,9 @@ def _hybrid_record(res: HybridResult, p_plan: SnapshotPlan, circuit, reason: str
         "parameter_shift_shots": alloc.ps_total,
         "parameter_shift_components": [int(j) for j in np.flatnonzero(alloc.ps_shots > 0)],
         "shots_per_shifted_circuit": alloc.ps_shots.tolist(),
+        "tapes_per_shifted_circuit": (
+            1 if alloc.groups is None else int(np.max(alloc.groups, initial=1))
+        ),
         "shadow_weight": alloc.weights.tolist(),
         "predicted_mse": alloc.mse,
     }
