@@ -214,4 +214,7 @@ class ExactEngine:
             "max_fire_probability_gap": float(max(first + later, default=0.0)),
             "first_check_gap": float(max(first, default=0.0)),
             "later_check_gap": float(max(later, default=0.0)),
+            "later_check_gap_mean": float(np.mean(later)) if later else 0.0,
+            "first_checks": len(first),
+            "later_checks": len(later),
         }
