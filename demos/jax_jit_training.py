@@ -17,7 +17,8 @@ jax.config.update("jax_enable_x64", True)
 
 ######################################################################
 # The cost: <H> for H = Z0 Z1 + 0.5 X0 + 0.5 X1, from 2000 shots; its gradient from 2000
-# classical-shadow snapshots (one set shared by all derivatives).
+# classical-shadow snapshots (one set shared by all derivatives: ``strategy="pure"``; the
+# default ``"auto"`` would also mix in parameter-shift circuits where they are cheaper).
 
 H = qml.Z(0) @ qml.Z(1) + 0.5 * qml.X(0) + 0.5 * qml.X(1)
 dev = qml.device("default.qubit", wires=2, seed=0)

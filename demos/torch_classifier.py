@@ -28,7 +28,10 @@ labels = torch.cat([torch.zeros(n // 2), torch.ones(n // 2)]).long()
 ######################################################################
 # The quantum layer: angle encoding, a trainable entangling layer, and the probabilities of
 # the first qubit as class scores. ``shots`` is the snapshot budget of one gradient per batch
-# element (the forward pass uses the same shots).
+# element (the forward pass uses the same shots). We ask for ``strategy="pure"``: every shot
+# goes into one set of snapshots shared by all derivatives. The default ``"auto"`` adds a
+# pilot and parameter-shift circuits where they are cheaper; on this two-qubit layer it gives
+# the same training curve at about 2.5 times the classical time.
 
 dev = qml.device("default.qubit", wires=2, seed=1)
 
