@@ -112,6 +112,42 @@ def test_allocate_is_optimal_against_brute_force():
     assert alloc.mse <= best * 1.01
 
 
+def test_allocate_charges_every_measured_group():
+    """With G tapes per shifted circuit a component costs 2 G m shots: the split in counted
+    shots is the G = 1 split of u * G, and the counted total stays within the budget."""
+    v = np.array([[4.0], [1.0], [30.0]])
+    u = np.array([[1.0], [2.0], [1.0]])
+    one = budget.allocate(v, 3 * u, 1200)
+    three = budget.allocate(v, u, 1200, groups=3)
+    assert three.shadow + three.ps_total <= 1200
+    assert three.ps_total == 6 * three.ps_shots.sum()
+    assert np.isclose(three.mse, one.mse, rtol=0.02)
+    assert np.all(np.abs(3 * three.ps_shots - one.ps_shots) <= 3)
+    only_ps = budget.allocate(np.array([[90.0], [90.0]]), np.array([[0.5], [0.5]]), 1201, groups=3)
+    assert only_ps.shadow == 0 and 1201 - 6 < only_ps.ps_total <= 1201
+
+
+def test_shift_variances_sum_the_measured_groups():
+    obs = qml.Z(0) @ qml.Z(1) + qml.Z(1) @ qml.Z(2) + 0.7 * (qml.X(0) + qml.X(1) + qml.X(2))
+    tape = _ring(3, 1, seed=4, obs=obs)
+    circuit = rotation_form(tape)
+    ps = budget.output_observables(tape, circuit.wire_order)
+    groups = budget.measurement_groups(ps)
+    assert len(groups) == 2  # the ZZ terms and the X terms
+    u = budget.shift_variances(tape, circuit, ps)
+    parts = [qml.Z(0) @ qml.Z(1) + qml.Z(1) @ qml.Z(2), 0.7 * (qml.X(0) + qml.X(1) + qml.X(2))]
+    dev = qml.device("default.qubit")
+    params = tape.get_parameters(trainable_only=True)
+    for j in range(circuit.num_params):
+        total = 0.0
+        for sign in (1.0, -1.0):
+            t = budget.shifted_tape(tape, j, sign, 1.0, params)
+            for part in parts:
+                var_tape = QuantumScript(t.operations, [qml.var(part)])
+                total += float(qml.execute([var_tape], dev, diff_method=None)[0])
+        assert np.isclose(u[j, 0], total / 4.0, atol=1e-10)
+
+
 def test_plan_reports_its_source_and_exact_parameter_shift():
     tape = _ring(2, 3, seed=7).copy(shots=3000)
     p = budget.plan(tape, epsilon=0.1, delta=0.05)

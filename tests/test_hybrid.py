@@ -187,3 +187,47 @@ def test_stage2_weights_do_not_depend_on_the_main_plans_random_bases(monkeypatch
     live = sd > 1e-12
     q = student_t.ppf(1 - ALPHA / (2 * live.sum()), df=reps - 1)
     assert np.all(np.abs(dev.mean(0))[live] <= q * sd[live] / np.sqrt(reps))
+
+
+@pytest.mark.parametrize("device_name", ["default.qubit", "lightning.qubit"])
+def test_auto_gradient_shots_never_exceed_the_budget_for_a_hamiltonian(device_name):
+    """The device splits expval(H) into several measured groups, each charged by the Tracker
+    (default.qubit: 3 executions for this open TFIM): auto measures its own qubit-wise-
+    commuting groups (2) as separate tapes and charges 2 G m shots per component, so the
+    Tracker-counted gradient shots stay within T."""
+    from pennylane_shadowgrad import budget
+    from pennylane_shadowgrad.circuit import pauli_sum
+
+    obs = qml.Z(0) @ qml.Z(1) + qml.Z(1) @ qml.Z(2) + qml.Z(2) @ qml.Z(3)
+    obs = obs + 0.7 * (qml.X(0) + qml.X(1) + qml.X(2) + qml.X(3))
+    assert len(budget.measurement_groups([pauli_sum(obs, qml.wires.Wires(range(4)))])) == 2
+    dev = qml.device(device_name, wires=4, seed=11)
+    total = 1200
+
+    def body(x):
+        qml.RY(x[0], 0)
+        qml.RY(x[1], 1)
+        qml.CNOT([0, 1])
+        qml.CNOT([1, 2])
+        qml.CNOT([2, 3])
+        qml.RX(x[2], 3)
+        return qml.expval(obs)
+
+    x = qml.numpy.array([0.4, 1.1, 0.7], requires_grad=True)
+    with qml.Tracker(dev) as tracker:
+        qml.QNode(body, dev, shots=total)(x)
+    forward = int(tracker.totals["shots"])  # the device's own split of expval(H)
+    assert forward >= 2 * total
+    ps_shots = 0
+    for r in range(4):
+        f = qml.QNode(body, dev, diff_method="shadow", shots=total, gradient_kwargs={"seed": r})
+        with qml.Tracker(dev) as tracker, sg.record() as rec:
+            qml.grad(f)(x)
+        gradient = int(tracker.totals["shots"]) - forward
+        split = rec[0].split
+        assert rec[0].strategy == "auto" and split["tapes_per_shifted_circuit"] == 2
+        counted = split["pilot_snapshots"] + split["shadow_snapshots"]
+        counted += split["parameter_shift_shots"]
+        assert gradient == counted and total - 4 <= gradient <= total
+        ps_shots += split["parameter_shift_shots"]
+    assert ps_shots > 0  # the parameter-shift part ran (charged per group)
