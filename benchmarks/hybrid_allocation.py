@@ -270,7 +270,8 @@ def plan_check(cases, reps: int, s_tape: int, seed: int) -> None:
             )
     print(
         f"\nR = {reps} seeded runs per strategy and case (QNode, default.qubit seed {seed}, "
-        f"fresh random bases per run); T = the shots PennyLane's param_shift uses at "
+        f"fresh random bases per run); T = the shots the Tracker counts for PennyLane's "
+        f"param_shift on default.qubit at "
         f"{s_tape} shots per tape; plan(source='simulation', pilot={budget.DEFAULT_PILOT}). "
         "z: (measured - predicted/bound) / SE(measured); |z| < 2.6 is consistent with the "
         "bound at 1% (two-sided) given R."
