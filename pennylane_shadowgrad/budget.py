@@ -783,7 +783,11 @@ def _optimal_ps(a: np.ndarray, u: np.ndarray, budget: float) -> np.ndarray:
     safe_u = np.where(u > 0, u, 1.0)
 
     def slope(m, lam):  # -d/dm of the objective per component, minus 2 lam
-        return np.sum(np.where(u > 0, (1 / safe_u) / (a + m[:, None] / safe_u) ** 2, 0), 1) - lam
+        # a = 1e300 stands for an exact (zero-variance) shadow estimate: the square overflows
+        # to inf and the term correctly vanishes.
+        with np.errstate(over="ignore"):
+            terms = (1 / safe_u) / (a + m[:, None] / safe_u) ** 2
+        return np.sum(np.where(u > 0, terms, 0), 1) - lam
 
     def m_of(lam):
         if a.shape[1] == 1:
