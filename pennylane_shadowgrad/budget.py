@@ -782,23 +782,24 @@ def _optimal_ps(a: np.ndarray, u: np.ndarray, budget: float) -> np.ndarray:
         return np.zeros(num)
     safe_u = np.where(u > 0, u, 1.0)
 
-    def slope(m, lam):  # -d/dm of the objective per component, minus 2 lam
-        # a = 1e300 stands for an exact (zero-variance) shadow estimate: the square overflows
-        # to inf and the term correctly vanishes.
-        with np.errstate(over="ignore"):
-            terms = (1 / safe_u) / (a + m[:, None] / safe_u) ** 2
-        return np.sum(np.where(u > 0, terms, 0), 1) - lam
+    w = np.where(u > 0, 1.0 / safe_u, 0.0)
 
     def m_of(lam):
-        if a.shape[1] == 1:
-            uu, aa = u[:, 0], a[:, 0]
-            return np.where(uu > 0, np.clip(np.sqrt(uu / lam) - uu * aa, 0, None), 0.0)
-        lo, hi = np.zeros(num), np.full(num, budget / 2.0)
-        for _ in range(34):  # budget / 2**35: far below one shot
-            mid = (lo + hi) / 2
-            pos = slope(mid, lam) > 0
-            lo, hi = np.where(pos, mid, lo), np.where(pos, hi, mid)
-        return np.where(live, lo, 0.0)
+        # Per output the stationarity condition w/(a + m w)^2 = lam has the root
+        # sqrt(u/lam) - u a; the largest of these lies left of the root of the sum (every
+        # term is positive), where Newton's method on the decreasing convex sum then rises
+        # monotonically to it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            single = np.where(u > 0, np.clip(np.sqrt(u / lam) - u * a, 0, None), 0.0)
+            m = single.max(axis=1)
+            if a.shape[1] > 1:
+                for _ in range(12):
+                    x = a + m[:, None] * w
+                    h = np.sum(np.where(u > 0, w / x**2, 0.0), axis=1) - lam
+                    dh = -2.0 * np.sum(np.where(u > 0, w**2 / x**3, 0.0), axis=1)
+                    step = np.where((h > 0) & (dh < 0), -h / np.where(dh < 0, dh, -1.0), 0.0)
+                    m = m + step
+        return np.where(live, m, 0.0)
 
     lo, hi = -80.0, 80.0  # log10 of the multiplier 2 lambda
     for _ in range(40):  # 160 / 2**40 < 1e-10 in log10 lambda
@@ -823,7 +824,7 @@ def allocate(
     total: int,
     active: np.ndarray | None = None,
     min_shadow: int = 1,
-    grid: int = 48,
+    grid: int = 16,
     groups=1,
 ) -> Allocation:
     """Split ``total`` shots between shadow snapshots and parameter-shift circuits.
