@@ -799,6 +799,8 @@ def _optimal_ps(a: np.ndarray, u: np.ndarray, budget: float) -> np.ndarray:
                     dh = -2.0 * np.sum(np.where(u > 0, w**2 / x**3, 0.0), axis=1)
                     step = np.where((h > 0) & (dh < 0), -h / np.where(dh < 0, dh, -1.0), 0.0)
                     m = m + step
+                    if np.all(step <= 1e-9 * (1.0 + m)):
+                        break
         return np.where(live, m, 0.0)
 
     lo, hi = -80.0, 80.0  # log10 of the multiplier 2 lambda
@@ -879,7 +881,7 @@ def allocate(
         g = (np.sqrt(5) - 1) / 2
         c_, d_ = b_ - g * (b_ - a_), a_ + g * (b_ - a_)
         fc, fd = evaluate(c_)[0], evaluate(d_)[0]
-        for _ in range(24):  # one new evaluation per step; shrinks the bracket by 1e-5
+        for _ in range(16):  # one new evaluation per step; shrinks the bracket by 5e-4
             if fc < fd:
                 b_, d_, fd = d_, c_, fc
                 c_ = b_ - g * (b_ - a_)
