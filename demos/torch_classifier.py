@@ -31,7 +31,8 @@ labels = torch.cat([torch.zeros(n // 2), torch.ones(n // 2)]).long()
 # element (the forward pass uses the same shots). We ask for ``strategy="pure"``: every shot
 # goes into one set of snapshots shared by all derivatives. The default ``"auto"`` adds a
 # pilot and parameter-shift circuits where they are cheaper; on this two-qubit layer it gives
-# the same training curve at about 2.5 times the classical time.
+# the same training curve in about 35 s instead of 8 s (its allocation is solved for every
+# batch element).
 
 dev = qml.device("default.qubit", wires=2, seed=1)
 
