@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -35,18 +36,10 @@ from pennylane.tape import QuantumScript
 import pennylane_shadowgrad as sg
 from pennylane_shadowgrad import shadow_grad
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from shadow_vs_shift import ring_ops
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-
-
-def ring_ops(n: int, layers: int, params: np.ndarray) -> list:
-    """``layers`` x (RY, RZ on every qubit, then a CNOT ring)."""
-    ops, k = [], 0
-    for _ in range(layers):
-        for q in range(n):
-            ops += [qml.RY(params[k], q), qml.RZ(params[k + 1], q)]
-            k += 2
-        ops += [qml.CNOT([q, (q + 1) % n]) for q in range(n)]
-    return ops
 
 
 def median_time(fn, repeats: int) -> tuple[tuple[float, float], object]:

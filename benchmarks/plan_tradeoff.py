@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -32,19 +33,10 @@ from pennylane.tape import QuantumScript
 from pennylane_shadowgrad import shadow_grad
 from pennylane_shadowgrad.snapshots import make_plan
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from shadow_vs_shift import ring_ops
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-
-
-def ring_ops(n: int, layers: int, params: np.ndarray) -> list:
-    """``layers`` x (RY, RZ on every qubit, then a CNOT ring)."""
-    ops, k = [], 0
-    for _ in range(layers):
-        for q in range(n):
-            ops += [qml.RY(params[k], q), qml.RZ(params[k + 1], q)]
-            k += 2
-        pairs = [(0, 1)] if n == 2 else [(q, (q + 1) % n) for q in range(n)]
-        ops += [qml.CNOT(p) for p in pairs]
-    return ops
 
 
 def one_gradient(tape, plan, seed, dev) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pennylane as qml
 import pytest
+from _reference import exact_tape_gradient
 from pennylane.tape import QuantumScript
 from scipy.stats import norm
 from scipy.stats import t as student_t
@@ -29,13 +30,6 @@ def _tape(n: int, layers: int, obs, shots: int, seed: int = 4, brick: bool = Fal
     tape = QuantumScript(ops, [qml.expval(obs)], shots=shots)
     tape.trainable_params = list(range(2 * n * layers))
     return tape
-
-
-def _exact(tape):
-    analytic = QuantumScript(tape.operations, tape.measurements)
-    analytic.trainable_params = tape.trainable_params
-    tapes, fn = qml.gradients.param_shift(analytic)
-    return np.asarray(fn(qml.execute(tapes, qml.device("default.qubit"))), float).reshape(-1)
 
 
 def _context(tape):
@@ -86,7 +80,7 @@ def test_biased_complete_plan_is_unbiased_with_its_exact_variance():
     """Seeded repetitions of the pure biased estimator on its (deterministic) plan."""
     tape = _tape(3, 2, qml.X(0) @ qml.Z(1) + 0.5 * qml.Z(2), 600)
     circuit, obs, x = _context(tape)
-    exact = _exact(tape)
+    exact = exact_tape_gradient(tape)
     tapes, fn = shadow_grad(tape, strategy="pure", biased_bases=True, seed=0)
     blocks = budget.gradient_blocks(circuit, obs)
     plan = budget.biased_plans(tape, circuit, [600], "auto", 20, np.random.default_rng(0))[0]
@@ -111,7 +105,7 @@ def test_biased_complete_plan_is_unbiased_with_its_exact_variance():
 def test_biased_random_plan_is_unbiased():
     """Random biased bases (fresh per repetition): the coverage correction removes the bias."""
     tape = _tape(3, 2, qml.Z(0) @ qml.Z(1) + 0.7 * qml.X(2), 600)
-    exact = _exact(tape)
+    exact = exact_tape_gradient(tape)
     dev = qml.device("default.qubit", seed=29)
     reps = 300
     runs = []
@@ -132,7 +126,7 @@ def test_biased_bases_in_auto_and_refusals():
     with qml.Tracker(dev) as tracker:
         g = np.asarray(fn(qml.execute(tapes, dev, diff_method=None)), float)
     assert g.shape == (12,) and tracker.totals["shots"] <= 3000
-    assert np.all(np.abs(g - _exact(tape)) < 0.5)
+    assert np.all(np.abs(g - exact_tape_gradient(tape)) < 0.5)
     var_tape = QuantumScript(tape.operations, [qml.var(qml.Z(0))], shots=100)
     var_tape.trainable_params = tape.trainable_params
     with pytest.raises(ValueError, match="biased_bases"):

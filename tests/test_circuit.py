@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pennylane as qml
 import pytest
+from _reference import pauli_matrix
 from pennylane import numpy as pnp
 from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
@@ -26,20 +27,6 @@ from pennylane_shadowgrad.circuit import (
     stopping_condition,
 )
 from pennylane_shadowgrad.estimators.dense import gradient_functional
-
-PAULIS = (
-    np.eye(2, dtype=complex),
-    np.array([[0, 1], [1, 0]], dtype=complex),
-    np.array([[0, -1j], [1j, 0]]),
-    np.array([[1, 0], [0, -1]], dtype=complex),
-)
-
-
-def pauli_matrix(digits):
-    out = np.ones((1, 1), dtype=complex)
-    for d in digits:
-        out = np.kron(out, PAULIS[int(d)])
-    return out
 
 
 def embed(matrix, wires, n):

@@ -11,6 +11,7 @@ import itertools
 import numpy as np
 import pennylane as qml
 import pytest
+from _reference import pauli_matrix
 from pennylane import numpy as pnp
 from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
@@ -28,20 +29,6 @@ from pennylane_shadowgrad.circuit import (
 from pennylane_shadowgrad.estimators.dense import expectation, gradient_functional
 from pennylane_shadowgrad.estimators.shadow import ShadowSums
 from pennylane_shadowgrad.snapshots import decode, make_plan, snapshot_tapes
-
-PAULIS = (
-    np.eye(2, dtype=complex),
-    np.array([[0, 1], [1, 0]], dtype=complex),
-    np.array([[0, -1j], [1j, 0]]),
-    np.array([[1, 0], [0, -1]], dtype=complex),
-)
-
-
-def pauli_matrix(digits):
-    out = np.ones((1, 1), dtype=complex)
-    for d in digits:
-        out = np.kron(out, PAULIS[int(d)])
-    return out
 
 
 def word_on(wires, digits, n):

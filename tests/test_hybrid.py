@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pennylane as qml
 import pytest
+from _reference import exact_tape_gradient
 from pennylane.tape import QuantumScript
 from scipy.stats import t as student_t
 
@@ -34,13 +35,6 @@ def _tape(obs, shots):
     return tape
 
 
-def _exact(tape):
-    analytic = QuantumScript(tape.operations, tape.measurements)
-    analytic.trainable_params = tape.trainable_params
-    tapes, fn = qml.gradients.param_shift(analytic)
-    return np.asarray(fn(qml.execute(tapes, qml.device("default.qubit"))), float).reshape(-1)
-
-
 @pytest.mark.parametrize(
     "obs",
     [qml.Z(2), pytest.param(qml.Z(0) @ qml.Z(1) + 0.7 * qml.X(2), marks=pytest.mark.slow)],
@@ -48,7 +42,7 @@ def _exact(tape):
 def test_auto_is_unbiased_on_its_default_plan(obs):
     """Seeded repetitions; per-component t-test with a Bonferroni level (family-wise ALPHA)."""
     tape = _tape(obs, 1500)
-    exact = _exact(tape)
+    exact = exact_tape_gradient(tape)
     dev = qml.device("default.qubit", seed=17)
     reps = 80
     runs, shots = [], set()
