@@ -32,6 +32,7 @@ from .circuit import (
     PauliRotation,
     PauliSum,
     RotationCircuit,
+    decompose_for_gradient,
     pauli_coefficients_of_matrix,
     pauli_sum,
     pauli_sum_square,
@@ -1062,7 +1063,6 @@ def plan(
     >>> sorted(p.mse), p.source
     (['auto', 'parameter-shift', 'shadow'], 'simulation')
     """
-    from .circuit import decompose_to_rotations
 
     if isinstance(qnode, QuantumScript):
         tape, device = qnode, None
@@ -1072,11 +1072,7 @@ def plan(
     total = shots if shots is not None else tape.shots.total_shots
     if total is None:
         raise ValueError("plan() needs a shot budget: pass shots=... or give the QNode shots.")
-    rot = decompose_to_rotations(tape)
-    if rot is not tape:
-        rot.trainable_params = qml.math.get_trainable_indices(
-            rot.get_parameters(trainable_only=False)
-        )
+    rot = decompose_for_gradient(tape)
     circuit = rotation_form(rot)
     notes = []
     if source == "simulation":

@@ -168,6 +168,19 @@ def decompose_to_rotations(tape: QuantumScript) -> QuantumScript:
     return new_tape
 
 
+def decompose_for_gradient(tape: QuantumScript) -> QuantumScript:
+    """:func:`decompose_to_rotations`, then mark as trainable the parameters that require grad.
+
+    The expand step of every gradient transform here: decomposition creates new gate
+    parameters (``Rot`` -> three rotations), so trainability is read off the new ones.
+    """
+    new_tape = decompose_to_rotations(tape)
+    if new_tape is not tape:
+        params = new_tape.get_parameters(trainable_only=False)
+        new_tape.trainable_params = math.get_trainable_indices(params)
+    return new_tape
+
+
 def rotation_form(tape: QuantumScript) -> RotationCircuit:
     """Read a decomposed tape as a :class:`RotationCircuit`.
 

@@ -21,7 +21,7 @@ from .budget import DEFAULT_PILOT
 from .circuit import (
     PauliSum,
     UnsupportedCircuitError,
-    decompose_to_rotations,
+    decompose_for_gradient,
     pauli_sum,
     pauli_sum_square,
     rotation_form,
@@ -144,11 +144,7 @@ def _expand_transform_shadow(
     new_tapes = []
     for t in split:
         t.trainable_params = tape.trainable_params
-        new_tape = decompose_to_rotations(t)
-        if new_tape is not t:
-            params = new_tape.get_parameters(trainable_only=False)
-            new_tape.trainable_params = math.get_trainable_indices(params)
-        new_tapes.append(new_tape)
+        new_tapes.append(decompose_for_gradient(t))
 
     def postprocessing(results):
         return results[0] if tape.batch_size is None else _stack_leaves(results)

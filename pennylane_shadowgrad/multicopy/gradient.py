@@ -21,7 +21,7 @@ from pennylane.typing import PostprocessingFn
 from ..circuit import (
     PauliSum,
     UnsupportedCircuitError,
-    decompose_to_rotations,
+    decompose_for_gradient,
     pauli_sum,
     rotation_form,
 )
@@ -119,10 +119,7 @@ def _expand_transform_multicopy(
     """Validate, then decompose to Pauli rotations and fixed gates."""
     _validate_options({"argnum": argnum, **kwargs})
     _validate_tape(tape)
-    new_tape = decompose_to_rotations(tape)
-    if new_tape is not tape:
-        params = new_tape.get_parameters(trainable_only=False)
-        new_tape.trainable_params = math.get_trainable_indices(params)
+    new_tape = decompose_for_gradient(tape)
 
     def null_postprocessing(results):
         return results[0]
