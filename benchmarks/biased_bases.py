@@ -25,11 +25,9 @@ import time
 
 import numpy as np
 import pennylane as qml
-from pennylane.tape import QuantumScript
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hybrid_allocation import _conditional_mse
-from shadow_vs_shift import brick_ops, hamiltonian, ring_ops
+from hybrid_allocation import _conditional_mse, case_tape
 
 from pennylane_shadowgrad import budget
 from pennylane_shadowgrad.circuit import rotation_form
@@ -44,16 +42,7 @@ def exact_mse(blocks, x, make, plans: int) -> float:
 
 
 def row(family, kind, n, size, s_tape, plans, seed):
-    rng = np.random.default_rng([seed, n, size, ord(family)])
-    params = rng.uniform(0, 2 * np.pi, 2 * n * size)
-    if family == "a":
-        ops, obs = ring_ops(n, size, params), qml.Z(0)
-    elif family == "b":
-        ops, obs = brick_ops(n, size, params), qml.Z(n // 2)
-    else:
-        ops, obs = ring_ops(n, size, params), hamiltonian(kind, n)
-    tape = QuantumScript(ops, [qml.expval(obs)])
-    tape.trainable_params = list(range(len(params)))
+    tape = case_tape(family, n, size, seed, kind)
     total = s_tape * len(qml.gradients.param_shift(tape)[0])
     circuit = rotation_form(tape)
     x = budget.pauli_expectations(budget._state(tape.operations, circuit.wire_order))
@@ -69,7 +58,7 @@ def row(family, kind, n, size, s_tape, plans, seed):
         "family": family if family != "c" else f"c {kind}",
         "n": n,
         "size": size,
-        "M": len(params),
+        "M": len(tape.trainable_params),
         "T": total,
         "plan": plan_kind,
         "uniform": uni,

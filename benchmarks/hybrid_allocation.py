@@ -209,7 +209,7 @@ def plan_check(cases, reps: int, s_tape: int, seed: int) -> None:
     print("|" + "---|" * 13)
     for family, n, size in cases:
         body, params = _qnode_case(family, n, size, seed)
-        tape = _case_tape(family, n, size, seed)
+        tape = case_tape(family, n, size, seed)
         _, total = exact_ps_mse(tape, s_tape)
         exact = np.asarray(
             qml.gradients.param_shift(tape)[1](
@@ -287,7 +287,7 @@ def pilot_sweep(args) -> None:
     )
     print("|" + "---|" * (5 + len(pilots)))
     for family, n, size in cases:
-        tape = _case_tape(family, n, size, args.seed)
+        tape = case_tape(family, n, size, args.seed)
         cells, row = [], None
         for pilot in pilots:
             row = case(tape, args.shots_per_tape, args.seeds, pilot, args.seed)
@@ -300,7 +300,8 @@ def pilot_sweep(args) -> None:
     print(f"\nexact expected MSE ratios, auto averaged over {args.seeds} pilot seeds (± SE)")
 
 
-def _case_tape(family: str, n: int, size: int, seed: int) -> QuantumScript:
+def case_tape(family: str, n: int, size: int, seed: int, kind: str = "tfim") -> QuantumScript:
+    """Benchmark circuit: a ring (a), brickwork (b), or a ring with a ``kind`` Hamiltonian (c)."""
     rng = np.random.default_rng([seed, n, size, ord(family)])
     params = rng.uniform(0, 2 * np.pi, 2 * n * size)
     if family == "a":
@@ -308,7 +309,7 @@ def _case_tape(family: str, n: int, size: int, seed: int) -> QuantumScript:
     elif family == "b":
         ops, obs = brick_ops(n, size, params), qml.Z(n // 2)
     else:
-        ops, obs = ring_ops(n, size, params), hamiltonian("tfim", n)
+        ops, obs = ring_ops(n, size, params), hamiltonian(kind, n)
     tape = QuantumScript(ops, [qml.expval(obs)])
     tape.trainable_params = list(range(len(params)))
     return tape
@@ -480,7 +481,7 @@ def main(argv=None) -> None:
     )
     print("|" + "---|" * 12)
     for family, n, size in cases:
-        tape = _case_tape(family, n, size, args.seed)
+        tape = case_tape(family, n, size, args.seed)
         row = case(tape, args.shots_per_tape, args.seeds, args.pilot, args.seed)
         best = min(row["ps"], row["shadow"])
         pr = plan_ratios(row, args.pilot)
