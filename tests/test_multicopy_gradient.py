@@ -1,6 +1,7 @@
 """The gentle_multicopy_grad transform against exact gradients, its report and its refusals."""
 
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -92,9 +93,26 @@ def test_shots_do_not_change_the_protocol():
     assert any("(100)" in note for note in rec[0].notes)
 
 
+def test_same_seed_same_gradient_whatever_ran_before():
+    """Sizes depend only on their inputs (no warm start carried between calls)."""
+    qnode, _ = _qnode(lambda: qml.Z(0) @ qml.Z(2) + 0.5 * qml.X(1), "single", seed=11)
+    first = qml.grad(qnode)(X)
+    other, _ = _qnode(lambda: qml.Projector([0, 0, 0], wires=[0, 1, 2]), "two", seed=5)
+    qml.grad(other)(X * 0.5)
+    assert np.array_equal(qml.grad(qnode)(X), first)
+
+
+def test_uncertified_result_warns():
+    qnode, _ = _qnode(lambda: qml.Z(0) @ qml.Z(2) + 0.5 * qml.X(1), "single", max_rounds=1)
+    with sg.record() as rec, pytest.warns(UserWarning, match="no hypothesis was certified"):
+        qml.grad(qnode)(X)
+    assert not rec[0].report["certified"]
+
+
 def test_exact_engine_small_batch_runs():
     qnode, _ = _qnode(lambda: qml.Z(0), "single", "exact", batch_size=4, max_rounds=5)
-    with sg.record() as rec:
+    with sg.record() as rec, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # may end uncertified at 5 rounds
         qml.grad(qnode)(X)
     assert rec[0].report["engine"] == "exact"
     assert rec[0].report["engine_report"]["first_check_gap"] < 1e-9

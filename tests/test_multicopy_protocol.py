@@ -204,3 +204,24 @@ def test_dense_generators_match_the_shared_evaluator():
     for j in range(checks.num_checks):
         ref = hyp.effect_matrix(hyp.generator_coefficients(checks, ob.paulis, j), 1.3)
         assert np.allclose(dense.effect(j, 1.3), ref)
+
+
+def test_sizes_depend_only_on_their_arguments():
+    """No warm start carried between calls: a seeded run is reproducible whatever ran before."""
+    from pennylane_shadowgrad.multicopy.threshold_search import (
+        anytime_delta,
+        binomial_batch_size,
+        estimate_size,
+    )
+
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.1, 0.9, 12)
+    cases = [(p, 0.08, anytime_delta(0.025, k)) for k in (1, 7, 40)]
+    first = [binomial_batch_size(*c) for c in cases]
+    firsts = [estimate_size(0.005 * (1 + k), anytime_delta(0.025, k)) for k in (1, 7)]
+    for eps in (0.02, 0.3, 0.05):  # other sizes in between, far from the first ones
+        binomial_batch_size(rng.uniform(0.1, 0.9, 12), eps, 1e-3)
+    estimate_size.cache_clear()
+    estimate_size(0.3, 1e-6)
+    assert [binomial_batch_size(*c) for c in cases] == first
+    assert [estimate_size(0.005 * (1 + k), anytime_delta(0.025, k)) for k in (1, 7)] == firsts

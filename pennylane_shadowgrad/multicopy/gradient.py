@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from functools import partial
 
@@ -554,6 +555,15 @@ def gentle_multicopy_grad(
                 values, rep = _one_gradient(
                     circuit, checks, ob, rho, opts, eps_rot, rng, tape.shots.total_shots
                 )
+                if not rep["certified"]:
+                    warnings.warn(
+                        "diff_method='gentle-multicopy': no hypothesis was certified within "
+                        f"max_rounds={rep['constants']['max_rounds']}; the returned gradient is "
+                        "the last hypothesis' prediction and carries no (epsilon, delta) "
+                        "guarantee. Raise max_rounds or use constants='theoretical'.",
+                        UserWarning,
+                        stacklevel=2,
+                    )
                 jac = checks.to_parameters(values, num_params)
                 jac[unchosen] = 0.0
                 jacs.append(jac)

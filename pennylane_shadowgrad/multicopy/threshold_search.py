@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from scipy.special import bdtr, bdtrc, ndtri
 from scipy.stats import binom
 
 #: Thresholds are drawn uniformly from ``[LOW, HIGH] * eps``.
@@ -73,13 +74,34 @@ def anytime_delta(delta: float, k: int) -> float:
     return delta * 6.0 / (math.pi**2 * k**2)
 
 
-def check_failure_bounds(batch: int, predictions: np.ndarray, eps: float) -> np.ndarray:
+def _binom_cdf(k: np.ndarray, n: int, e: np.ndarray, fast: bool) -> np.ndarray:
+    """``P(Bin(n, e) <= k)``; ``fast`` uses cephes ``bdtr`` (20x cheaper, agrees with the
+    boost-based ``scipy.stats.binom`` to ~1e-9 relative), used only to locate a size that is then
+    verified with ``binom``."""
+    if not fast:
+        return binom.cdf(k, n, e)
+    k = np.asarray(k, dtype=float)
+    return np.where(k < 0, 0.0, bdtr(np.clip(k, 0, n), n, e))
+
+
+def _binom_sf(k: np.ndarray, n: int, e: np.ndarray, fast: bool) -> np.ndarray:
+    """``P(Bin(n, e) > k)`` (see :func:`_binom_cdf`)."""
+    if not fast:
+        return binom.sf(k, n, e)
+    k = np.asarray(k, dtype=float)
+    return np.where(k < 0, 1.0, np.where(k >= n, 0.0, bdtrc(np.clip(k, 0, n), n, e)))
+
+
+def check_failure_bounds(
+    batch: int, predictions: np.ndarray, eps: float, fast: bool = False
+) -> np.ndarray:
     """Per check, an upper bound on the probability that it misbehaves on ``batch`` copies.
 
     Misbehaving is staying silent with ``|e - p| > eps`` or firing with ``|e - p| <= eps/4``;
     only one regime can apply, so the bound is the larger of the two, each evaluated with exact
     binomial tails at the worst expectation and the worst threshold in
     ``[THRESHOLD_LOW eps, THRESHOLD_HIGH eps]`` (same rounding as :func:`fire_window`).
+    ``fast`` evaluates the tails with cephes (a locator only, never the verification).
     """
     p = np.clip(np.asarray(predictions, dtype=float), 0.0, 1.0)
     b = int(batch)
@@ -88,11 +110,11 @@ def check_failure_bounds(batch: int, predictions: np.ndarray, eps: float) -> np.
     hi_min = np.minimum(b, np.floor(b * (p + THRESHOLD_LOW * eps) + 1e-9))
     lo_max = np.maximum(0, np.ceil(b * (p - THRESHOLD_LOW * eps) - 1e-9))
     up, down = p + eps, p - eps
-    silent_up = np.where(up <= 1, binom.cdf(hi_max, b, np.clip(up, 0, 1)), 0.0)
-    silent_down = np.where(down >= 0, binom.sf(lo_min - 1, b, np.clip(down, 0, 1)), 0.0)
+    silent_up = np.where(up <= 1, _binom_cdf(hi_max, b, np.clip(up, 0, 1), fast), 0.0)
+    silent_down = np.where(down >= 0, _binom_sf(lo_min - 1, b, np.clip(down, 0, 1), fast), 0.0)
     must_fire = np.maximum(silent_up, silent_down)
     near_up, near_down = np.clip(p + eps / 4, 0, 1), np.clip(p - eps / 4, 0, 1)
-    must_stay = binom.sf(hi_min, b, near_up) + binom.cdf(lo_max - 1, b, near_down)
+    must_stay = _binom_sf(hi_min, b, near_up, fast) + _binom_cdf(lo_max - 1, b, near_down, fast)
     return np.maximum(must_fire, must_stay)
 
 
@@ -100,7 +122,9 @@ def _smallest_verified(holds: Callable[[int], bool], guess: int, upper: int) -> 
     """A size at which ``holds`` was verified, within ~1 % of the smallest near ``guess``.
 
     ``upper`` must hold (a Hoeffding size). Steps of 1 % down from a holding guess or up from a
-    failing one; only a verified size (or ``upper``) is ever returned.
+    failing one; only a verified size (or ``upper``) is ever returned. The result is a function
+    of ``guess`` (the tail bounds are not exactly monotone in the size), so callers pass a guess
+    that depends only on the inputs: the same inputs always give the same size.
     """
     g = min(max(1, int(guess)), upper)
     if holds(g):
@@ -117,23 +141,31 @@ def _smallest_verified(holds: Callable[[int], bool], guess: int, upper: int) -> 
             return g
 
 
-_RATIO: dict = {}
+def _bisect(holds: Callable[[int], bool], upper: int) -> int:
+    """Smallest ``b`` in ``1..upper`` with ``holds(b)`` if ``holds`` were monotone (bisection;
+    ``upper`` is taken to hold)."""
+    lo, hi = 0, upper
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if holds(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def binomial_batch_size(predictions: np.ndarray, eps: float, delta: float) -> int:
     """A verified ``b`` with ``sum_j check_failure_bounds(b, p, eps) <= delta``, within ~1 % of
     the smallest one; the Hoeffding size :func:`batch_size` always satisfies the bound and
-    brackets it from above, and the last ratio found warm-starts the search."""
+    brackets it from above. The size is located by bisection on the cephes tails and verified
+    with ``scipy.stats.binom``; it depends only on the arguments (no warm start across calls),
+    so a seeded run is reproducible."""
     p = np.asarray(predictions, dtype=float)
     upper = batch_size(eps, delta, max(1, len(p)))
-    key = ("batch", round(eps, 12), len(p))
-    b = _smallest_verified(
-        lambda m: check_failure_bounds(m, p, eps).sum() <= delta,
-        round(upper * _RATIO.get(key, 0.75)),
-        upper,
+    guess = _bisect(lambda m: check_failure_bounds(m, p, eps, fast=True).sum() <= delta, upper)
+    return _smallest_verified(
+        lambda m: check_failure_bounds(m, p, eps).sum() <= delta, guess, upper
     )
-    _RATIO[key] = b / upper
-    return b
 
 
 def _kl(a: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -173,18 +205,16 @@ def _estimate_tail_bound(m: int, t: float, grid: np.ndarray, delta: float) -> fl
 def estimate_size(t: float, delta: float) -> int:
     """A verified ``m`` with ``sup_e P(|Bin(m, e)/m - e| > t) <= delta`` (rigorous), within ~1 %
     of the smallest; the Hoeffding size ``ceil(ln(2/delta) / (2 t^2))`` brackets it from above.
+    The search starts from a guess that depends only on ``(t, delta)``, so it is reproducible.
     The tail is symmetric under ``e -> 1 - e``: the cells cover ``[0, 1/2 + t]``."""
     upper = math.ceil(math.log(2 / delta) / (2 * t**2))
     grid = np.linspace(0.0, 1.0, math.ceil(40 / t) + 1)
     grid = grid[: np.searchsorted(grid, 0.5 + t) + 1]
-    key = ("estimate", round(t, 12))
-    m = _smallest_verified(
-        lambda k: _estimate_tail_bound(k, t, grid, delta) <= delta,
-        round(upper * _RATIO.get(key, 0.65)),
-        upper,
+    # Deterministic guess: the normal approximation at e = 1/2, times the ~6 % the cells add.
+    guess = math.ceil(1.06 * ndtri(1 - delta / 2) ** 2 / (4 * t**2))
+    return _smallest_verified(
+        lambda k: _estimate_tail_bound(k, t, grid, delta) <= delta, guess, upper
     )
-    _RATIO[key] = m / upper
-    return m
 
 
 def draw_thresholds(rng: np.random.Generator, eps: float, size: int) -> np.ndarray:
