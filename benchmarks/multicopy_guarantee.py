@@ -12,6 +12,9 @@ shows where the guarantee does break.
     python benchmarks/multicopy_guarantee.py calibrated [runs] [control_runs]  # + its control
     python benchmarks/multicopy_guarantee.py calibrate-shift [runs]  # parameter-shift's divisor
 
+Add ``--jobs N`` to spread the runs over N processes (results do not depend on it: every run
+has its own seed).
+
 Calibration seeds (50000 + i) are disjoint from the test seeds (1000 + i).
 """
 
@@ -69,17 +72,38 @@ def binomial_test(failures: int, runs: int, delta: float = DELTA) -> float:
     return float(binom.sf(failures - 1, runs, delta))
 
 
+def _one_run(args: tuple) -> tuple:
+    """Worker: ``(max error, damage flag, copies, certified, rounds)`` of one seeded run."""
+    seed, variant, batch_divisor, options = args
+    err, rep = gradient_error(seed, variant, batch_divisor, **options)
+    return (
+        err,
+        bool(rep["failure_bound_exceeds_delta"]),
+        rep["copies"]["total"],
+        bool(rep["certified"]),
+        rep["batches"],
+    )
+
+
+#: Worker processes of :func:`experiment` (``--jobs N`` on the command line).
+JOBS = 1
+
+
 def experiment(runs: int, batch_divisor: float = 1, seed0: int = 1000, **options) -> dict:
-    dev = qml.device("default.qubit")
-    errors, flagged, copies = [], 0, []
-    for i in range(runs):
-        variant = "two" if i % 2 else "single"
-        err, rep = gradient_error(seed0 + i, variant, batch_divisor, dev, **options)
-        errors.append(err)
-        flagged += bool(rep["failure_bound_exceeds_delta"])
-        copies.append(rep["copies"]["total"])
-    failures = int(np.sum(np.array(errors) > EPSILON))
+    tasks = [(seed0 + i, "two" if i % 2 else "single", batch_divisor, options) for i in range(runs)]
+    if JOBS > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(JOBS) as pool:
+            rows = list(pool.map(_one_run, tasks, chunksize=1))
+    else:
+        rows = [_one_run(t) for t in tasks]
+    errors = [r[0] for r in rows]
+    flagged = sum(r[1] for r in rows)
+    copies = [r[2] for r in rows]
     errs = np.array(errors)
+    failures = int(np.sum(errs > EPSILON))
+    uncertified = np.array([not r[3] for r in rows])
     return {
         "failures_single": int(np.sum(errs[0::2] > EPSILON)),
         "failures_two": int(np.sum(errs[1::2] > EPSILON)),
@@ -91,6 +115,9 @@ def experiment(runs: int, batch_divisor: float = 1, seed0: int = 1000, **options
         "median_error": float(np.median(errors)),
         "flagged_by_damage_bound": flagged,
         "median_copies": float(np.median(copies)),
+        "uncertified": int(uncertified.sum()),
+        "failures_uncertified": int(np.sum((errs > EPSILON) & uncertified)),
+        "median_rounds": float(np.median([r[4] for r in rows])),
     }
 
 
@@ -101,7 +128,9 @@ def _line(label: str, r: dict) -> str:
         f"binomial p = {r['p_value']:.3g} -> {'REJECTED' if r['rejected'] else 'not rejected'} "
         f"at 1%; median max error {r['median_error']:.3f}, worst {r['max_error']:.3f}; damage "
         f"bound > delta in {r['flagged_by_damage_bound']} runs; median copies "
-        f"{r['median_copies']:.3g}"
+        f"{r['median_copies']:.3g}, median rounds {r['median_rounds']:.0f}; uncertified "
+        f"(max_rounds reached) {r['uncertified']} runs, "
+        f"{r['failures_uncertified']} of them failures"
     )
 
 
@@ -204,6 +233,10 @@ def calibrate_shift(runs: int = 200) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if "--jobs" in args:
+        k = args.index("--jobs")
+        JOBS = int(args[k + 1])
+        del args[k : k + 2]
     if args and args[0] == "calibrate-shift":
         calibrate_shift(int(args[1]) if len(args) > 1 else 200)
     elif args and args[0] == "calibrate":
