@@ -8,6 +8,7 @@ and for the calibrated constants; an optional sweep of larger divisors of the th
 shows where the guarantee does break.
 
     python benchmarks/multicopy_guarantee.py [runs] [calibrated_control_runs] [sweep_runs]
+    python benchmarks/multicopy_guarantee.py 200 200 --jobs 2   # the README table (~42 min)
     python benchmarks/multicopy_guarantee.py calibrate [runs]   # tunes constants="calibrated"
     python benchmarks/multicopy_guarantee.py calibrated [runs] [control_runs]  # + its control
     python benchmarks/multicopy_guarantee.py calibrate-shift [runs]  # parameter-shift's divisor
@@ -149,8 +150,9 @@ def main(runs: int = 200, control_runs: int | None = None, sweep_runs: int = 0) 
 def calibrated(runs: int = 200, control_runs: int | None = None) -> None:
     """``constants="calibrated"`` on the test seeds, and its negative control (batch / 10).
 
-    The control is slow (~18 s a run: tiny batches fire on noise, so it runs hundreds of
-    learner rounds); ``control_runs`` (default ``runs``) sizes it separately. ``0`` skips it.
+    The control is slow (about 25 s a run on average, 40 min for 200 runs with ``--jobs 2``:
+    tiny batches fire on noise, so it runs thousands of rounds, often up to ``max_rounds``);
+    ``control_runs`` (default ``runs``) sizes it separately. ``0`` skips it.
     """
     from pennylane_shadowgrad.multicopy import sweep
 
