@@ -225,3 +225,21 @@ def test_sizes_depend_only_on_their_arguments():
     estimate_size(0.3, 1e-6)
     assert [binomial_batch_size(*c) for c in cases] == first
     assert [estimate_size(0.005 * (1 + k), anytime_delta(0.025, k)) for k in (1, 7)] == firsts
+
+
+@pytest.mark.parametrize("t", [0.3, 0.25, 0.15, 0.1])
+@pytest.mark.parametrize("delta", [0.05, 0.005, 1e-4])
+def test_small_estimate_sizes_are_the_smallest(t, delta):
+    """Brute force over m = 1, 2, ...: small fresh-estimate (and parameter-shift) sizes are
+    the smallest m whose rigorous tail bound holds, despite the saw-tooth of discrete tails."""
+    import math
+
+    from pennylane_shadowgrad.multicopy.threshold_search import (
+        _estimate_tail_bound,
+        estimate_size,
+    )
+
+    grid = np.linspace(0.0, 1.0, math.ceil(40 / t) + 1)
+    grid = grid[: np.searchsorted(grid, 0.5 + t) + 1]
+    smallest = next(m for m in range(1, 2000) if _estimate_tail_bound(m, t, grid, delta) <= delta)
+    assert estimate_size(t, delta) == smallest
