@@ -78,6 +78,13 @@ def slope(xs, ys) -> float:
     return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
 
 
+def crossover(xs, ys, ys_ps) -> float:
+    """M where the two fitted log-log lines meet (an extrapolation; inf if they diverge)."""
+    a, b = np.polyfit(np.log(xs), np.log(ys), 1)
+    a_ps, b_ps = np.polyfit(np.log(xs), np.log(ys_ps), 1)
+    return float(np.exp((b - b_ps) / (a_ps - a))) if a_ps > a else float("inf")
+
+
 def main(ms=MS, constants: str = "theoretical") -> None:
     import matplotlib
 
@@ -113,7 +120,11 @@ def main(ms=MS, constants: str = "theoretical") -> None:
                     "s--",
                     label=f"param-shift, {variant[:3]} obs (slope {s_ps:.2f})",
                 )
-                print(f"n={n} {label:17s} {variant:15s} {s:5.2f}   parameter-shift {s_ps:5.2f}")
+                x = crossover(ms, [r[key] for r in sel], [r[ps_key] for r in sel])
+                print(
+                    f"n={n} {label:17s} {variant:15s} {s:5.2f}   parameter-shift {s_ps:5.2f}"
+                    f"   fitted lines cross at M ~ {x:.2g}"
+                )
             ax.set(
                 xlabel="M (trainable rotations)",
                 ylabel=f"{label} per gradient",
