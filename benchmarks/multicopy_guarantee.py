@@ -9,6 +9,7 @@ shows where the guarantee does break.
 
     python benchmarks/multicopy_guarantee.py [runs] [calibrated_control_runs] [sweep_runs]
     python benchmarks/multicopy_guarantee.py 200 200 --jobs 2   # the README table (~42 min)
+    python benchmarks/multicopy_guarantee.py divisor 1000 200 --jobs 2   # theory batch / 1000
     python benchmarks/multicopy_guarantee.py calibrate [runs]   # tunes constants="calibrated"
     python benchmarks/multicopy_guarantee.py calibrated [runs] [control_runs]  # + its control
     python benchmarks/multicopy_guarantee.py calibrate-shift [runs]  # parameter-shift's divisor
@@ -243,6 +244,9 @@ if __name__ == "__main__":
         calibrate_shift(int(args[1]) if len(args) > 1 else 200)
     elif args and args[0] == "calibrate":
         calibrate(int(args[1]) if len(args) > 1 else 200)
+    elif args and args[0] == "divisor":  # theory batch / D: where the default's guarantee breaks
+        d, n = float(args[1]), int(args[2]) if len(args) > 2 else 200
+        print(_line(f"theory batch / {d:g} ({n} runs)", experiment(n, d)), flush=True)
     elif args and args[0] == "calibrated":
         calibrated(*(int(a) for a in args[1:]))
     else:
