@@ -30,9 +30,13 @@ class GradientRecord:
         circuits: distinct circuits (local bases) run for this gradient.
         plan: a short description of the measurement plan.
         engine: the classical engine that evaluated the estimator.
-        num_qubits, num_params: circuit size ``n`` and ``M``.
+        num_qubits: circuit size ``n`` (qubits).
+        num_params: number ``M`` of trainable tape parameters differentiated.
         postprocessing_seconds: classical time spent after the device returned.
+        groups: independent replicate groups behind ``stderr`` (0 where there are none).
         notes: anything a reader of the numbers must know.
+        report: for ``"gentle-multicopy"``, the resource report (copies, gate applications,
+            quantum memory, checks, firings, bounds, notes); ``None`` for ``"shadow"``.
         variance: estimated variance of every entry of ``jacobian`` (same shapes): for the
             pure strategy the squared jackknife error, for ``auto`` the pilot's prediction for
             the combined estimator (independent of the data it multiplies).
@@ -42,6 +46,28 @@ class GradientRecord:
         strategy: ``"pure"`` (textbook shadow estimator) or ``"auto"`` (hybrid).
         split: for ``auto``, how the shots were spent (pilot, shadow snapshots,
             parameter-shift shots per component, combination weights).
+
+    **Example**
+
+    Records are collected by :func:`record`; every shadow gradient inside the block also
+    computes its standard errors.
+
+    >>> import numpy as np
+    >>> import pennylane as qml
+    >>> import pennylane_shadowgrad as sg
+    >>> dev = qml.device("default.qubit", seed=7)
+    >>> @qml.qnode(dev, diff_method="shadow", shots=2000, gradient_kwargs={"strategy": "pure"})
+    ... def f(x):
+    ...     qml.RX(x, 0)
+    ...     return qml.expval(qml.Z(0))
+    >>> with sg.record() as rec:
+    ...     g = qml.grad(f)(qml.numpy.array(0.4, requires_grad=True))
+    >>> r = rec[0]
+    >>> r.num_qubits, r.num_params, r.groups, r.plan
+    (1, 1, 20, 'all 3**n bases, 3 bases, 20 groups')
+    >>> low, high = r.confidence_interval(0.95)[0]  # Student-t, groups - 1 degrees of freedom
+    >>> bool(low[0] < -np.sin(0.4) < high[0])
+    True
     """
 
     method: str
@@ -94,15 +120,18 @@ def record() -> Iterator[list[GradientRecord]]:
     >>> import pennylane as qml
     >>> import pennylane_shadowgrad as sg
     >>> dev = qml.device("default.qubit", seed=7)
-    >>> @qml.qnode(dev, diff_method="shadow", shots=2000)
+    >>> @qml.qnode(dev, diff_method="shadow", shots=2000, gradient_kwargs={"strategy": "pure"})
     ... def f(x):
     ...     qml.RX(x, 0)
     ...     return qml.expval(qml.Z(0))
     >>> x = qml.numpy.array(0.4, requires_grad=True)
     >>> with sg.record() as rec:
     ...     g = qml.grad(f)(x)
-    >>> rec[0].snapshots, rec[0].circuits
-    (2000, 3)
+    >>> r = rec[0]
+    >>> r.method, r.strategy, r.snapshots, r.circuits
+    ('shadow', 'pure', 2000, 3)
+    >>> print(f"{float(g):.2f} +- {float(r.stderr[0][0]):.2f}")  # exact: -sin(0.4) = -0.39
+    -0.37 +- 0.04
     """
     sink: list[GradientRecord] = []
     _ACTIVE.append(sink)
