@@ -1,4 +1,4 @@
-"""Turn a tape into fixed gates and Pauli rotations ``exp(-i phi P / 2)`` (DESIGN.md §2)."""
+"""Turn a tape into fixed gates and Pauli rotations ``exp(-i phi P / 2)`` (docs/math.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What the shadow gradient estimates on a noisy device (DESIGN.md §3, "Noise").
+"""What the shadow gradient estimates on a noisy device (docs/math.md and docs/guide/noise.md).
 
 The classical sweep carries the generators through the IDEAL gates, so on a noisy device the
 shadow gradient is an unbiased estimate of ``Tr(rho_noisy G_j^ideal)``, neither the noisy

@@ -1,4 +1,4 @@
-"""Dense Pauli-basis evaluation of ``X -> (Tr(X G_j))_j`` by one backward sweep (DESIGN.md §3).
+"""Dense Pauli-basis evaluation of ``X -> (Tr(X G_j))_j`` by one backward sweep (docs/math.md).
 
 An operator ``A`` on ``n`` qubits is held as its Pauli coefficients ``a_P = Tr(P A)`` in an
 array of shape ``(batch, 4, ..., 4)`` (digits ``I, X, Y, Z = 0, 1, 2, 3``, one axis per qubit
@@ -232,5 +232,5 @@ def _sweep_chunk(circuit: RotationCircuit, h: np.ndarray) -> np.ndarray:
 
 
 def gradient_functional(circuit: RotationCircuit, obs: PauliSum, x: np.ndarray) -> np.ndarray:
-    """The evaluator ``X -> (Tr(X G_j))_j`` (DESIGN.md §3, §4): shape ``(batch, M)``."""
+    """The evaluator ``X -> (Tr(X G_j))_j`` (docs/math.md): shape ``(batch, M)``."""
     return sweep(circuit, commutator_coefficients(obs, x))

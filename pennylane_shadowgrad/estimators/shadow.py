@@ -5,7 +5,7 @@ Each basis ``b`` covers the ``2**n`` Pauli words that are, on every qubit, eithe
 once (``O(n 2^n)`` per basis, accumulated per basis, never per snapshot). A coefficient is the
 mean parity over the shots whose basis covers it (the ratio estimator). For a random plan the
 mean is ``<P> pi_w`` with ``pi_w = 1 - (1 - 3^-w)^B`` the probability that one of ``B`` bases
-covers a weight-``w`` word, so dividing by ``pi_w`` makes it unbiased (DESIGN.md §3).
+covers a weight-``w`` word, so dividing by ``pi_w`` makes it unbiased (docs/math.md).
 """
 
 from __future__ import annotations

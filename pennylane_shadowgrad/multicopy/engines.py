@@ -1,4 +1,4 @@
-"""Execution engines: the only place that touches a quantum state (DESIGN.md §4).
+"""Execution engines: the only place that touches a quantum state (docs/math.md).
 
 An engine answers three questions and nothing else: start a fresh batch of ``b`` copies
 (``new_batch``), does the threshold check ``|count_j / b - p_j| > theta_j`` fire on the current

@@ -1,4 +1,4 @@
-"""Online learning of the hypothesis state by matrix multiplicative weights (DESIGN.md §4).
+"""Online learning of the hypothesis state by matrix multiplicative weights (docs/math.md).
 
 The learner holds ``sigma = exp(L) / Tr exp(L)`` on ``n`` qubits and updates only on a
 *mistake*: an effect ``0 <= E <= I`` with prediction ``p = Tr(E sigma)`` and feedback ``b``

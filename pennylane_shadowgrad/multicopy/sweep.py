@@ -1,4 +1,4 @@
-"""The protocol: threshold-search sweeps, fresh estimates and learner updates (DESIGN.md §4).
+"""The protocol: threshold-search sweeps, fresh estimates and learner updates (docs/math.md).
 
 Effects ``E_j = (I + G_j / s) / 2`` live on the data register; the hypothesis predicts
 ``p_j = Tr(E_j sigma) = (1 + Tr(G_j sigma) / s) / 2``. Each round takes a fresh batch and

@@ -1,4 +1,4 @@
-"""Threshold search on one batch of copies with randomly perturbed thresholds (DESIGN.md §4).
+"""Threshold search on one batch of copies with randomly perturbed thresholds (docs/math.md).
 
 The protocol asks, effect by effect, whether the batch average of a two-outcome measurement
 ``{E_j, I - E_j}`` on ``b`` copies deviates from the prediction ``p_j`` by more than a threshold
