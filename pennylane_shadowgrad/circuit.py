@@ -28,7 +28,28 @@ MAX_FIXED_GATE_WIRES = 3
 
 
 class UnsupportedCircuitError(ValueError):
-    """Raised when a circuit cannot be differentiated with the shadow methods."""
+    """Raised when a circuit cannot be differentiated with the shadow methods.
+
+    It is raised before any device time, with a message that names the cause: noise channels,
+    mid-circuit measurements, state-like returns, unsupported gates or too many qubits.
+
+    **Example**
+
+    >>> import pennylane as qml
+    >>> import pennylane_shadowgrad
+    >>> from pennylane_shadowgrad.circuit import UnsupportedCircuitError
+    >>> dev = qml.device("default.qubit", seed=1)
+    >>> @qml.qnode(dev, diff_method="shadow", shots=1000)
+    ... def noisy(x):
+    ...     qml.RX(x, 0)
+    ...     qml.DepolarizingChannel(0.01, wires=0)
+    ...     return qml.expval(qml.Z(0))
+    >>> try:
+    ...     qml.grad(noisy)(qml.numpy.array(0.3, requires_grad=True))
+    ... except UnsupportedCircuitError as err:
+    ...     print(err)
+    diff_method='shadow' does not support noise channels (DepolarizingChannel) yet: ...
+    """
 
 
 @dataclass(frozen=True)
