@@ -83,7 +83,21 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    """Restore PennyLane's own functions (the registered names stop resolving)."""
+    """Restore PennyLane's own functions (the registered names stop resolving).
+
+    **Example**
+
+    >>> import pennylane as qml
+    >>> from pennylane_shadowgrad import registration
+    >>> registration.uninstall()
+    >>> try:
+    ...     qml.QNode(lambda: qml.expval(qml.Z(0)), qml.device("default.qubit"),
+    ...               diff_method="shadow")
+    ... except Exception as err:
+    ...     print(type(err).__name__)
+    QuantumFunctionError
+    >>> registration.install()  # "shadow" resolves again
+    """
     if not _ORIGINALS:
         return
     _qnode_module._validate_diff_method = _ORIGINALS["validate"]
@@ -94,5 +108,12 @@ def uninstall() -> None:
 
 
 def registered_methods() -> tuple[str, ...]:
-    """The diff-method strings this package registers."""
+    """The diff-method strings this package registers.
+
+    **Example**
+
+    >>> import pennylane_shadowgrad
+    >>> pennylane_shadowgrad.registration.registered_methods()
+    ('shadow', 'gentle-multicopy')
+    """
     return tuple(_REGISTRY)
