@@ -10,8 +10,8 @@ from .registration import check_pennylane_version as _check_pennylane_version
 _check_pennylane_version()
 
 from . import registration  # noqa: E402
-from .budget import plan  # noqa: E402
 from .multicopy import gentle_multicopy_grad  # noqa: E402
+from .planning import plan  # noqa: E402
 from .resources import GradientRecord, record  # noqa: E402
 from .shadow_gradient import shadow_grad  # noqa: E402
 

@@ -341,3 +341,30 @@ def pauli_sum_square(obs: PauliSum) -> PauliSum:
     keys = [k for k, v in acc.items() if abs(v) > 1e-14]
     digits = np.array([np.unravel_index(k, (4,) * n) for k in keys], dtype=np.uint8)
     return PauliSum(digits.reshape(len(keys), n), np.array([acc[k].real for k in keys]))
+
+
+def probability_projectors(wires, wire_order: Wires) -> list[PauliSum]:
+    """``|s><s|`` on ``wires`` for every outcome ``s`` (``wires[0]`` most significant)."""
+    k = len(wires)
+    out = []
+    for s in range(2**k):
+        obs = qml.prod(
+            *[qml.Projector([int(b)], wires=w) for w, b in zip(wires, np.binary_repr(s, width=k))]
+        )
+        out.append(pauli_sum(obs, wire_order))
+    return out
+
+
+def output_observables(tape: QuantumScript, wire_order: Wires) -> list[PauliSum]:
+    """One :class:`PauliSum` per scalar output: an ``expval``'s observable, or one projector per
+    ``probs`` outcome (``wires[0]`` most significant), in measurement order."""
+    out = []
+    for m in tape.measurements:
+        if isinstance(m, qml.measurements.ProbabilityMP):
+            wires = m.wires if len(m.wires) else wire_order
+            out += probability_projectors(wires, wire_order)
+        elif isinstance(m, qml.measurements.ExpectationMP):
+            out.append(pauli_sum(m.obs, wire_order))
+        else:
+            raise ValueError(f"Only expval and probs have per-output observables, got {m}.")
+    return out

@@ -1,11 +1,14 @@
-"""The two-stage hybrid gradient: a shadow pilot, then snapshots and parameter-shift circuits.
+"""The default strategy ``"auto"``: shadow snapshots and parameter-shift circuits in one round.
 
-Stage 1 (the transform's own tapes) is a pilot of ``pilot * T`` snapshots. Its Pauli estimates
-give plug-in variances of every component for both estimators; :func:`~.budget.allocate` splits
-the remaining shots between a main shadow plan and parameter-shift circuits for the components
-where the shadow is too noisy; stage 2 runs them on the device and each component is the
-inverse-variance combination of its two unbiased estimates. The pilot is never part of the
-estimate and the weights come from the pilot only, so the combination is unbiased.
+Before the round, the ideal circuit is simulated classically (the dense engine needs its
+classical model anyway) and gives the exact single-shot variance of every component under
+both estimators; a zero is never trusted (each variance is floored at a fixed fraction of a
+state-independent scale). The budget is split to minimise the summed variance
+(:func:`~.allocation.allocate`), and snapshot tapes and shifted tapes go to the device as one
+batch. The processing function executes nothing: it forms both unbiased estimates and
+combines them with the weights fixed before the round, so the combination is unbiased, and
+its standard errors come from the round's own data (jackknife over the snapshot groups,
+sample variances of the shifted tapes).
 """
 
 from __future__ import annotations
@@ -13,371 +16,303 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import pennylane as qml
-from pennylane.measurements import ProbabilityMP
+from pennylane import math
+from pennylane.measurements import ExpectationMP, ProbabilityMP
 from pennylane.tape import QuantumScript
 
-from .budget import (
-    _ZERO_TOL,
-    Allocation,
-    GradientBlocks,
-    _param_scales,
-    allocate,
-    biased_plan,
-    block_sums,
-    expected_block_shadow_variance,
-    gradient_blocks,
-    group_parts,
-    grouped_variance,
-    local_indices,
+from .allocation import Allocation, allocate
+from .circuit import PauliSum, RotationCircuit, output_observables
+from .estimators.light_cone import GradientBlocks, gradient_blocks
+from .parameter_shift import (
+    MIN_SHIFT_SHOTS,
+    ShiftPlan,
     measurement_groups,
-    optimal_bias,
-    output_observables,
-    restrict_pauli_sum,
-    shifted_tape,
+    param_scales,
+    shift_plan,
 )
-from .circuit import PAULI_DIGITS, RotationCircuit
-from .snapshots import SnapshotPlan, decode, make_plan, snapshot_tapes
+from .plans import biased_plan, optimal_bias
+from .snapshots import MAX_AUTO_BASES, SnapshotPlan, make_plan
+from .variance import (
+    expected_block_shadow_variance,
+    reduced_pauli_expectations,
+    shift_variances,
+    simulate,
+)
 
-#: Random plans are evaluated on at most this many of their (i.i.d.) bases when predicting
-#: variances (an unbiased estimate of the average; the full plan is used for the estimate).
+#: Each planned variance is at least this fraction of its state-independent scale
+#: (parameter-shift: ``scale^2 sum_g ||O_g||_1^2 / 2``; shadow: ``sum_P gamma_jP^2 3^|P|``):
+#: an ideal-circuit variance of zero (Clifford angles, eigenstates) is never trusted, since
+#: the device's state is not the ideal one.
+VARIANCE_FLOOR = 0.01
+
+#: Largest light-cone block (``rows * outputs * 4**k`` coefficients) whose shadow variance is
+#: planned; larger blocks (deep circuits on many qubits) are planned as parameter-shift only.
+MAX_PLAN_WORDS = 2**22
+
+#: ``gamma`` coefficients below this make a component exactly zero (outside the light cone or
+#: a generator commuting with the observable): it costs no shots.
+_ZERO_TOL = 1e-20
+
+#: Bases evaluated per variance prediction of a random plan (an unbiased estimate of the
+#: average over its i.i.d. bases).
 _VARIANCE_BASES = 128
 
 
 @dataclass
-class HybridResult:
-    """Stage-2 outcome: per-measurement Jacobians, their predicted variances and the split."""
+class GradientModel:
+    """What the ideal circuit says about one gradient, independent of any shot budget.
 
-    jacobian: list
-    variance: list
+    ``u[j, o]``: exact single-shot parameter-shift variance (floored); ``u_exact`` unfloored.
+    ``shadow_scale[j, o]``: ``sum_P gamma_jP^2 3^|P|``, the floor scale of the shadow variance.
+    ``x``: exact Pauli expectations on every block's register. ``active``: components that
+    need shots (in the light cone, non-zero, chosen). ``unplanned``: active components whose
+    block was too large to plan (their shadow variance is unknown).
+    """
+
+    circuit: RotationCircuit
+    observables: list[PauliSum]
+    blocks: GradientBlocks
+    x: list
+    u: np.ndarray
+    u_exact: np.ndarray
+    shadow_scale: np.ndarray
+    active: np.ndarray
+    unplanned: np.ndarray
+    num_groups: int
+
+
+@dataclass
+class RoundPlan:
+    """One gradient's round: the split, the snapshot plan, the shifted tapes and the weights.
+
+    ``weights[j, o]`` multiplies the shadow estimate (``1 - weights`` the parameter-shift one);
+    ``var_shadow`` / ``var_shift`` are the planned (floored) variances at this split and
+    ``predicted_mse`` the exact variance of the combination at the ideal circuit.
+    """
+
+    budget: int
     allocation: Allocation
-    plan: SnapshotPlan | None
-    circuits: int
-    shots: int
+    shadow_plan: SnapshotPlan | None
+    shift: ShiftPlan
+    weights: np.ndarray
+    var_shadow: np.ndarray
+    var_shift: np.ndarray
+    predicted_mse: np.ndarray
     notes: list[str] = field(default_factory=list)
 
 
-def pilot_size(total: int, pilot: float) -> int:
-    """Pilot snapshots for a budget of ``total`` shots: ``round(pilot * total)``, at least 1."""
-    return int(min(max(round(pilot * total), 1), max(total - 1, 1)))
+def resolve_strategy(strategy, tape: QuantumScript, terms: dict, bases="auto") -> tuple[str, str]:
+    """``(strategy that runs, why)``. ``None`` is ``"auto"`` wherever auto applies."""
+    if strategy not in (None, "auto", "pure"):
+        raise ValueError(f"strategy must be None, 'auto' or 'pure', got {strategy!r}.")
+    if strategy == "pure":
+        return "pure", "requested"
+    why_not = None
+    if not (isinstance(bases, str) and bases == "auto"):
+        why_not = f"an explicit snapshot plan was requested (bases={bases!r})"
+    elif not all(isinstance(m, ExpectationMP | ProbabilityMP) for m in tape.measurements):
+        why_not = "auto supports expval and probs; a var measurement is present"
+    elif terms:
+        why_not = "trainable observable coefficients are estimated from snapshots only"
+    elif tape.batch_size is not None:
+        why_not = "broadcast tape given directly (QNodes split it first)"
+    elif any(math.is_abstract(p) for p in tape.get_parameters(trainable_only=False)):
+        why_not = "parameters are traced (jax.jit): auto's plan needs their values"
+    if why_not is None:
+        return "auto", "requested" if strategy == "auto" else "default"
+    if strategy == "auto":
+        raise ValueError(f"strategy='auto' is not available here: {why_not}.")
+    return "pure", f"default: {why_not}"
 
 
-def pilot_plan(num_qubits: int, snapshots: int, rng) -> SnapshotPlan:
-    """The pilot: ``min(snapshots, 729)`` random bases, so that it has 20 replicate groups
-    for the jackknife errors of its variance estimates."""
-    return make_plan(num_qubits, snapshots, bases=min(snapshots, 729), seed=rng)
+def gradient_model(tape: QuantumScript, circuit: RotationCircuit, chosen) -> GradientModel:
+    """Simulate the ideal circuit and its shifted copies; exact variances of both estimators."""
+    n = circuit.num_qubits
+    observables = output_observables(tape, circuit.wire_order)
+    blocks = gradient_blocks(circuit, observables, max_words=MAX_PLAN_WORDS)
+    chosen_mask = np.zeros(circuit.num_params, dtype=bool)
+    chosen_mask[list(chosen)] = True
+    active = np.zeros(circuit.num_params, dtype=bool)
+    shadow_scale = np.zeros((circuit.num_params, len(observables)))
+    for support, rows, gammas in blocks.blocks:
+        weight3 = 3.0 ** _word_weights(len(support))
+        for o, g in enumerate(gammas):
+            shadow_scale[rows, o] = (g**2) @ weight3
+        active[rows] |= np.sum([np.sum(g**2, axis=1) for g in gammas], axis=0) > _ZERO_TOL
+    active[blocks.skipped] = True
+    active &= chosen_mask
+    unplanned = np.zeros(circuit.num_params, dtype=bool)
+    unplanned[blocks.skipped] = True
+    unplanned &= active
+    psi = simulate(circuit)[0]
+    x = [reduced_pauli_expectations(psi, n, support) for support, _, _ in blocks.blocks]
+    u_exact = shift_variances(circuit, observables, np.flatnonzero(active))
+    groups = measurement_groups(observables)
+    l1 = np.zeros(len(observables))
+    for words in groups:
+        index = {w.tobytes() for w in words}
+        for o, obs in enumerate(observables):
+            part = [abs(c) for d, c in zip(obs.digits, obs.coeffs) if d.tobytes() in index]
+            l1[o] += sum(part) ** 2
+    scale = param_scales(circuit)
+    u_scale = scale[:, None] ** 2 * l1[None] / 2.0
+    u = np.where(active[:, None], np.maximum(u_exact, VARIANCE_FLOOR * u_scale), 0.0)
+    return GradientModel(
+        circuit,
+        observables,
+        blocks,
+        x,
+        u,
+        u_exact,
+        shadow_scale,
+        active,
+        unplanned,
+        max(len(groups), 1),
+    )
 
 
-def _outputs(tape: QuantumScript) -> list[tuple[int, int | None]]:
+def _word_weights(k: int) -> np.ndarray:
+    """Pauli weight of every word on ``k`` qubits, flat ``(4**k,)``."""
+    w = np.zeros(1, dtype=np.int64)
+    for _ in range(k):
+        w = (w[:, None] + np.array([0, 1, 1, 1])[None]).reshape(-1)
+    return w
+
+
+def _shadow_variance(model: GradientModel, make, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(planned, exact)`` variances ``(M, O)`` of a plan of ``size`` snapshots from ``make``.
+
+    Planned = exact, floored at ``VARIANCE_FLOOR * shadow_scale / size``; unplanned components
+    get ``inf`` in both (their shadow estimate gets no weight unless it is the only one).
+    """
+    shape = model.u.shape
+    exact = np.zeros(shape)
+    if model.blocks.blocks:
+        exact = expected_block_shadow_variance(
+            model.blocks, lambda: make(size), model.x, _VARIANCE_BASES
+        )
+    planned = np.maximum(exact, VARIANCE_FLOOR * model.shadow_scale / size)
+    planned[model.unplanned] = np.inf
+    exact[model.unplanned] = np.inf
+    return planned, exact
+
+
+def plan_round(
+    model: GradientModel,
+    budget: int,
+    groups: int,
+    rng: np.random.Generator,
+    beta: np.ndarray | None = None,
+) -> RoundPlan:
+    """Split ``budget`` shots for one gradient; everything the round will run, and the weights.
+
+    Rules: the split minimises the planned summed variance; a shifted tape gets at least
+    ``MIN_SHIFT_SHOTS`` shots (so its error bar is measured) or none; every active component
+    gets shots, from the shifted tapes or from the snapshots (which serve every component at
+    once); below ``2 G MIN_SHIFT_SHOTS`` shots only snapshots can serve every component.
+    """
+    n = model.circuit.num_qubits
+    active, g = model.active, model.num_groups
+    num = model.circuit.num_params
+
+    def make(size: int, groups_: int = 20) -> SnapshotPlan:
+        if beta is None:
+            return make_plan(n, size, bases="auto", groups=groups_, seed=rng)
+        need = model.blocks.needed_words()
+        return biased_plan(n, size, beta, need, groups=groups_, seed=rng)
+
+    notes = []
+    if not active.any():
+        alloc = Allocation(
+            0,
+            np.zeros(num, dtype=np.int64),
+            np.ones(model.u.shape),
+            0.0,
+            np.zeros(model.u.shape),
+            np.full(num, g),
+        )
+        notes.append("every component is exactly zero (no generator reaches the observable)")
+        empty = shift_plan(model.circuit, model.observables, alloc.ps_shots)
+        zeros = np.zeros(model.u.shape)
+        return RoundPlan(budget, alloc, None, empty, zeros + 1.0, zeros, zeros, zeros, notes)
+    complete = 3**n
+    min_shadow = complete if complete <= min(budget, MAX_AUTO_BASES) else 1
+    if budget < 2 * g * MIN_SHIFT_SHOTS:
+        alloc = _shadow_only(budget, num, model.u.shape, g)
+        notes.append(f"{budget} shots cannot pay for shifted tapes: snapshots only")
+    else:
+        v_per_shot, _ = _shadow_variance(model, make, budget)
+        v_per_shot = np.where(active[:, None], v_per_shot * budget, 0.0)
+        alloc = allocate(v_per_shot, model.u, budget, active, min_shadow, groups=g)
+        alloc = _enforce_rules(alloc, v_per_shot, model, budget, min_shadow)
+    shadow_plan = make(alloc.shadow, groups) if alloc.shadow > 0 else None
+    if alloc.shadow > 0:
+        var_sh, exact_sh = _shadow_variance(model, lambda s: make(s), alloc.shadow)
+    else:
+        var_sh = exact_sh = np.full(model.u.shape, np.inf)
+    m = alloc.ps_shots[:, None].astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var_ps = np.where(m > 0, model.u / m, np.inf)
+        exact_ps = np.where(m > 0, model.u_exact / m, np.inf)
+        w = np.where(np.isinf(var_ps), 1.0, 0.0)
+        both = ~np.isinf(var_ps) & ~np.isinf(var_sh)
+        w = np.where(both, var_ps / (var_sh + var_ps), w)
+    w = np.where(active[:, None], w, 1.0)
+    with np.errstate(invalid="ignore"):
+        mse = np.where(w > 0, w**2 * exact_sh, 0.0)
+        mse = mse + np.where(w < 1, (1 - w) ** 2 * exact_ps, 0.0)
+    mse = np.where(active[:, None], mse, 0.0)
+    if model.unplanned.any():
+        notes.append(
+            f"{int(model.unplanned.sum())} components have light cones too large to plan their "
+            "shadow variance: parameter-shift where the budget allows"
+        )
+    shift = shift_plan(model.circuit, model.observables, alloc.ps_shots)
+    return RoundPlan(budget, alloc, shadow_plan, shift, w, var_sh, var_ps, mse, notes)
+
+
+def _shadow_only(budget: int, num: int, shape, g: int) -> Allocation:
+    zeros = np.zeros(shape)
+    return Allocation(
+        budget, np.zeros(num, dtype=np.int64), zeros + 1.0, 0.0, zeros, np.full(num, g)
+    )
+
+
+def _enforce_rules(alloc, v, model: GradientModel, budget: int, min_shadow: int) -> Allocation:
+    """Shifted tapes of one shot have no error bar: their shots go to the snapshots; if no
+    snapshots remain, every active component must be shifted, else snapshots are added."""
+    ps = np.where(alloc.ps_shots >= MIN_SHIFT_SHOTS, alloc.ps_shots, 0)
+    uncovered = model.active & (ps == 0)
+    if alloc.shadow == 0 and not uncovered.any() and np.array_equal(ps, alloc.ps_shots):
+        return alloc
+    if alloc.shadow > 0 or uncovered.any():
+        # snapshots are needed: best split with at least ``min_shadow`` (or 1) snapshots
+        floor = min(min_shadow, budget)
+        alloc = allocate(
+            v, model.u, budget, model.active, floor, groups=model.num_groups, allow_no_shadow=False
+        )
+        ps = np.where(alloc.ps_shots >= MIN_SHIFT_SHOTS, alloc.ps_shots, 0)
+    shadow = budget - int(2 * model.num_groups * ps.sum())
+    return Allocation(shadow, ps, alloc.weights, alloc.mse, alloc.component_mse, alloc.groups)
+
+
+def _outputs(tape: QuantumScript, num_qubits: int) -> list[tuple[int, int | None]]:
     """``(measurement, entry)`` of every scalar output (entry ``None`` for an expval)."""
     out = []
     for m_idx, m in enumerate(tape.measurements):
         if isinstance(m, ProbabilityMP):
-            out += [(m_idx, e) for e in range(2 ** len(m.wires))]
+            out += [(m_idx, e) for e in range(2 ** (len(m.wires) or num_qubits))]
         else:
             out.append((m_idx, None))
     return out
 
 
-def plug_in_shift_variance(
-    circuit: RotationCircuit, observables, x: np.ndarray, x_loo: np.ndarray | None = None
-) -> np.ndarray:
-    """Per-shot parameter-shift variance from Pauli estimates ``x`` at the unshifted state.
-
-    ``scale^2 (Var_+ + Var_-) / 4`` with ``Var_+ + Var_- ~ 2 V`` (floored at ``1e-3``), where
-    ``V = sum_g Var(O_g)`` over the measured groups (:func:`~.budget.measurement_groups`: each
-    group is its own tape, a "shot" is one shot of every group): the shifted states are not
-    measured by the pilot. With the pilot's leave-one-group-out estimates ``x_loo``, ``V`` is
-    raised by two jackknife standard errors: underrating parameter-shift noise costs more than
-    overrating it (measured on the TFIM family).
-    """
-    groups = measurement_groups(observables)
-    parts = [group_parts(o, groups) for o in observables]
-    xs = np.clip(x, -1.0, 1.0)
-    var_o = np.array([grouped_variance(p, xs) for p in parts])
-    if x_loo is not None and len(x_loo) > 1:
-        loo = np.array(
-            [[grouped_variance(p, np.clip(xk, -1.0, 1.0)) for p in parts] for xk in x_loo]
-        )
-        k = len(loo)
-        var_o = var_o + 2.0 * np.sqrt((k - 1) / k * np.sum((loo - loo.mean(0)) ** 2, axis=0))
-    scale = _param_scales(circuit)
-    return scale[:, None] ** 2 * np.maximum(var_o, 1e-3)[None] / 2.0
-
-
-def group_tapes(tape: QuantumScript, wire_order, observables=None):
-    """The measured groups of ``tape``'s outputs as tapes: ``(tapes, coeffs)``.
-
-    One tape per qubit-wise-commuting group (:func:`~.budget.measurement_groups`), with one
-    ``expval`` per Pauli word of the group (commuting words are sampled together: one
-    execution, ``tape.shots`` counted shots on ``default.qubit`` and ``lightning.qubit``).
-    ``coeffs[g]`` has shape ``(outputs, words in g)``: output ``o`` is its identity part plus
-    ``sum_g coeffs[g][o] @ results[g]``.
-    """
-    observables = output_observables(tape, wire_order) if observables is None else observables
-    groups = measurement_groups(observables)
-    letters = {d: p for p, d in PAULI_DIGITS.items()}
-    tapes, coeffs = [], []
-    for words in groups:
-        meas = []
-        for w in words:
-            word = {wire_order[q]: letters[int(d)] for q, d in enumerate(w) if d}
-            meas.append(qml.expval(qml.pauli.PauliWord(word).operation()))
-        tapes.append(QuantumScript(tape.operations, meas, shots=tape.shots))
-        index = {w.tobytes(): k for k, w in enumerate(words)}
-        c = np.zeros((len(observables), len(words)))
-        for o, obs in enumerate(observables):
-            for d, coeff in zip(obs.digits, obs.coeffs):
-                k = index.get(d.tobytes())
-                if k is not None:
-                    c[o, k] += coeff
-        coeffs.append(c)
-    return tapes, coeffs
-
-
-@dataclass
-class Stage2:
-    """The second stage decided from the pilot alone: split, main plan and weights.
-
-    ``weights[j, o]`` multiplies the shadow estimate of component ``j``, output ``o``;
-    ``var_shadow`` and ``var_shift`` are the pilot's predictions for the two estimates.
-    """
-
-    allocation: Allocation
-    plan: SnapshotPlan | None
-    weights: np.ndarray
-    var_shadow: np.ndarray
-    var_shift: np.ndarray
-    active: np.ndarray
-    chosen: np.ndarray
-
-
-def prepare_stage2(
-    tape: QuantumScript,
-    circuit: RotationCircuit,
-    x,
-    remaining: int,
-    chosen,
-    rng: np.random.Generator,
-    groups: int,
-    gamma,
-    x_loo=None,
-    beta: np.ndarray | None = None,
-) -> Stage2:
-    """Allocate ``remaining`` shots from the pilot's Pauli estimates ``x``.
-
-    ``gamma`` is a :class:`~.budget.GradientBlocks` (or a list of full ``(M, 4**n)`` arrays);
-    ``x`` and ``x_loo`` are full flat arrays or lists with one local array per block. With
-    ``beta`` the main shadow plan is locally biased (:func:`~.budget.biased_plan`).
-    """
-    n = circuit.num_qubits
-    blocks = gamma if isinstance(gamma, GradientBlocks) else GradientBlocks.from_full(gamma, n)
-    chosen_mask = np.zeros(circuit.num_params, dtype=bool)
-    chosen_mask[list(chosen)] = True
-    nonzero = np.any(blocks.map(lambda s, g: np.sum(g**2, 1)) > _ZERO_TOL, axis=1)
-    active = nonzero & chosen_mask
-    need = blocks.needed_words() if beta is not None else None
-
-    def make(snapshots, groups_):
-        if beta is None:
-            return make_plan(n, snapshots, bases="auto", groups=groups_, seed=rng)
-        return biased_plan(n, snapshots, beta, need, groups=groups_, seed=rng)
-
-    size = max(remaining, 1)
-    v = expected_block_shadow_variance(blocks, lambda: make(size, 20), x, _VARIANCE_BASES) * size
-    v[~chosen_mask] = 0.0
-    u = plug_in_shift_variance(circuit, *_observable_context(tape, circuit, blocks, x, x_loo))
-    complete = 3**n
-    min_shadow = complete if complete <= min(remaining, 729) else 1
-    num_groups = max(len(measurement_groups(output_observables(tape, circuit.wire_order))), 1)
-    alloc = allocate(v, u, remaining, active, min_shadow, groups=num_groups)
-    main_plan = None
-    var_sh = np.full(v.shape, np.inf)
-    if alloc.shadow > 0:
-        # variance over the snapshots and the random bases, from independent draws of the
-        # plan: the weights must not depend on the main plan's own bases (given them, a random
-        # plan's estimate is biased; DESIGN.md §3), or the combination is biased
-        var_sh = expected_block_shadow_variance(
-            blocks, lambda: make(alloc.shadow, groups), x, _VARIANCE_BASES
-        )
-        main_plan = make(alloc.shadow, groups)
-    m = alloc.ps_shots[:, None].astype(float)
-    var_ps = np.where(m > 0, u / np.where(m > 0, m, 1.0), np.inf)
-    # inverse-variance weights from the pilot only; a missing estimator has weight 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        w = np.where(np.isinf(var_ps), 1.0, 0.0)
-        both = ~np.isinf(var_ps) & ~np.isinf(var_sh)
-        w = np.where(both, var_ps / (var_sh + var_ps), w)
-        w = np.nan_to_num(w, nan=0.5)
-    return Stage2(alloc, main_plan, w, var_sh, var_ps, active, chosen_mask)
-
-
-def _observable_context(tape, circuit, blocks: GradientBlocks, x, x_loo):
-    """Observables and Pauli estimates on the largest block (it holds every observable)."""
-    n = circuit.num_qubits
-    observables = output_observables(tape, circuit.wire_order)
-    if not blocks.blocks:
-        support, b = np.arange(n), None
-    else:
-        b = int(np.argmax([len(s) for s, _, _ in blocks.blocks]))
-        support = blocks.blocks[b][0]
-    if isinstance(x, list):
-        xb = x[b]
-        loo = None if x_loo is None else x_loo[b]
-    else:
-        idx = local_indices(n, support)
-        xb = np.asarray(x).reshape(-1)[idx]
-        loo = None if x_loo is None else np.asarray(x_loo).reshape(len(x_loo), -1)[:, idx]
-    observables = [restrict_pauli_sum(o, support) for o in observables]
-    return observables, xb, loo
-
-
-def light_cone_context(tape: QuantumScript, circuit: RotationCircuit) -> GradientBlocks:
-    """The per-component light-cone blocks of ``gamma`` of every output (classical, once)."""
-    return gradient_blocks(circuit, output_observables(tape, circuit.wire_order))
-
-
-def run_hybrid(
-    tape: QuantumScript,
-    circuit: RotationCircuit,
-    pilot_plan: SnapshotPlan,
-    pilot_outcomes: list,
-    remaining: int,
-    device,
-    chosen,
-    rng: np.random.Generator,
-    estimate_shadow=None,
-    groups: int = 20,
-    gamma=None,
-    beta: np.ndarray | None = None,
-) -> HybridResult:
-    """Stage 2: allocate ``remaining`` shots from the pilot, execute, combine.
-
-    Everything classical runs on the light-cone register ``support`` of the gradient
-    observables (:func:`~.budget.gradient_support`): the pilot's Pauli estimates, the variance
-    predictions and the main shadow estimate ``d_j = sum_P gamma_jP x_P`` (the pure
-    estimator's value, exactly). Its cost is ``O(M 4^k)`` for a ``k``-qubit support.
-
-    Args:
-        tape: the decomposed tape (expval / probs measurements only).
-        circuit: its rotation form.
-        pilot_plan, pilot_outcomes: the stage-1 plan and decoded samples.
-        remaining: shots for stage 2.
-        device: where stage 2 runs (``qml.execute``).
-        chosen: trainable parameter indices to differentiate.
-        rng: source of the main plan's random bases.
-        estimate_shadow: unused (kept for compatibility); the shadow estimate is ``gamma @ x``.
-        groups: replicate groups of the main plan.
-        gamma: precomputed :func:`light_cone_context` (optional).
-        beta: per-qubit X/Y/Z probabilities of a biased main plan (``None``: uniform).
-    """
-    n = circuit.num_qubits
-    blocks = light_cone_context(tape, circuit) if gamma is None else gamma
-    if not isinstance(blocks, GradientBlocks):
-        blocks = GradientBlocks.from_full(blocks, n)
-    sums = block_sums(blocks, pilot_plan, pilot_outcomes)
-    x = [sb.pooled().reshape(-1) for sb in sums]
-    x_loo = [sb.leave_one_out().reshape(pilot_plan.groups, -1) for sb in sums]
-    st = prepare_stage2(tape, circuit, x, remaining, chosen, rng, groups, blocks, x_loo, beta)
-    alloc, main_plan, w = st.allocation, st.plan, st.weights
-    active, chosen_mask = st.active, st.chosen
-    var_sh, var_ps = st.var_shadow, st.var_shift
-
-    tapes = []
-    if main_plan is not None:
-        tapes += snapshot_tapes(QuantumScript(tape.operations, []), main_plan, circuit.wire_order)
-    num_snapshot_tapes = len(tapes)
-    scale = _param_scales(circuit)
-    params = tape.get_parameters(trainable_only=True)
-    shifted = np.flatnonzero(alloc.ps_shots > 0)
-    # each shifted circuit runs as one tape per measured group, so that every tape costs
-    # exactly its shots on any device (the allocation charges 2 G m per component)
-    observables = output_observables(tape, circuit.wire_order)
-    num_groups = 0
-    coeffs = []
-    for j in shifted:
-        for sign in (1.0, -1.0):
-            t = shifted_tape(tape, int(j), sign, scale[j], params)
-            g_tapes, coeffs = group_tapes(
-                t.copy(shots=int(alloc.ps_shots[j])), circuit.wire_order, observables
-            )
-            num_groups = len(g_tapes)
-            tapes += g_tapes
-    # numeric parameters and no ML interface: stage 2 runs inside PennyLane's backward pass
-    # (autograd, torch) or a host callback (jax.jit), never on traced values
-    tapes = [qml.transforms.convert_to_numpy_parameters(t)[0][0] for t in tapes]
-    results = qml.execute(tapes, device, diff_method=None, interface="numpy") if tapes else []
-
-    outputs = _outputs(tape)
-    num_out = len(outputs)
-    shadow_est = np.zeros((circuit.num_params, num_out))
-    if main_plan is not None:
-        outcomes = decode(results[:num_snapshot_tapes], main_plan)
-        x_main = [sb.pooled().reshape(-1) for sb in block_sums(blocks, main_plan, outcomes)]
-        for (_, rows, gammas), xb in zip(blocks.blocks, x_main):
-            for o, g in enumerate(gammas):
-                shadow_est[rows, o] = g @ xb
-    ps_est = np.zeros((circuit.num_params, num_out))
-
-    def _value(res) -> np.ndarray:  # outputs less their identity parts, from the group tapes
-        total = np.zeros(num_out)
-        for c, r in zip(coeffs, res):
-            total += c @ np.atleast_1d(np.asarray(r, dtype=float)).reshape(-1)
-        return total
-
-    for k, j in enumerate(shifted):
-        start = num_snapshot_tapes + 2 * k * num_groups
-        plus = _value(results[start : start + num_groups])
-        minus = _value(results[start + num_groups : start + 2 * num_groups])
-        ps_est[j] = scale[j] * (plus - minus) / 2.0
-    est = w * shadow_est + (1 - w) * ps_est
-    var = w**2 * np.nan_to_num(var_sh, posinf=0.0) + (1 - w) ** 2 * np.nan_to_num(
-        var_ps, posinf=0.0
-    )
-    est[~active] = np.where(chosen_mask[~active, None], shadow_est[~active], 0.0)
-    est[~chosen_mask] = 0.0
-    var[~active] = 0.0
-    jac_out, var_out = [], []
-    for m_idx in range(len(tape.measurements)):
-        cols = [o for o, (m, _) in enumerate(outputs) if m == m_idx]
-        is_probs = outputs[cols[0]][1] is not None
-        jac_out.append(est[:, cols] if is_probs else est[:, cols[0]])
-        var_out.append(var[:, cols] if is_probs else var[:, cols[0]])
-    notes = []
-    if alloc.shadow > 0 and len(shifted):
-        notes.append(
-            "combined estimator: on a noisy device the shadow part estimates "
-            "Tr(rho_noisy G_j^ideal) and the parameter-shift part the noisy cost's gradient; "
-            "they agree only for noiseless circuits (DESIGN.md §3)"
-        )
-    shots = alloc.shadow + alloc.ps_total
-    return HybridResult(jac_out, var_out, alloc, main_plan, len(tapes), shots, notes)
-
-
-def resolve_strategy(strategy, device, tape: QuantumScript, terms: dict) -> tuple[str, str]:
-    """``(strategy that runs, why)``: ``None`` means ``"auto"`` with a device, else ``"pure"``."""
-    from pennylane.measurements import ExpectationMP
-
-    if strategy not in (None, "auto", "pure"):
-        raise ValueError(f"strategy must be None, 'auto' or 'pure', got {strategy!r}.")
-    if strategy == "pure":
-        return "pure", "requested"
-    if device is None:
-        if strategy == "auto":
-            raise ValueError(
-                "strategy='auto' runs a second stage on the device, but no device was given: "
-                "pass gradient_kwargs={'device': dev} (a QNode with diff_method='shadow' "
-                "passes its own device)."
-            )
-        return "pure", "default without a device (direct shadow_grad(tape) call)"
-    if not all(isinstance(m, ExpectationMP | ProbabilityMP) for m in tape.measurements):
-        return "pure", "the hybrid supports expval and probs only (a var measurement is present)"
-    if terms:
-        return "pure", "trainable observable coefficients are estimated from snapshots only"
-    if tape.batch_size is not None:
-        return "pure", "broadcast tape given directly (QNodes split it first)"
-    reason = "requested" if strategy == "auto" else "default with a device"
-    return "auto", reason
+def _welch_dof(a_sh, dof_sh, a_ps, dof_ps) -> np.ndarray:
+    """Welch-Satterthwaite degrees of freedom of ``a_sh + a_ps`` (variances of the two parts)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        num = (a_sh + a_ps) ** 2
+        den = np.where(a_sh > 0, a_sh**2 / dof_sh, 0.0) + np.where(a_ps > 0, a_ps**2 / dof_ps, 0.0)
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf)
 
 
 def hybrid_gradient(
@@ -385,107 +320,137 @@ def hybrid_gradient(
     circuit: RotationCircuit,
     budgets: list[int],
     chosen,
-    device,
-    pilot: float,
     groups: int,
     rng: np.random.Generator,
     reason: str,
     biased: bool = False,
-    bias_floor: float = 0.0,
 ):
-    """Stage-1 tapes (pilots, one per budget) and the processing function running stage 2.
+    """The round's tapes (snapshots and shifted circuits, every budget) and their processing.
 
-    The pilot is always uniform (it estimates the Pauli expectations the variances need); with
-    ``biased`` the main shadow plan is locally biased (:func:`~.budget.optimal_bias`).
+    The processing function is pure: it executes nothing and returns the same Jacobian
+    whenever it is called with the same results.
     """
     import time
 
+    from .estimators.jacobian import shadow_jacobian
+    from .gradient_transform import format_jacobian
+    from .parameter_shift import shift_estimates, shift_tapes
     from .resources import _publish, is_recording
-    from .shadow_gradient import _format
+    from .snapshots import decode, refuse_traced_results, snapshot_tapes
 
-    if not 0 < pilot < 1:
-        raise ValueError(f"'pilot' must be a fraction in (0, 1), got {pilot!r}.")
-    pilots = [pilot_plan(circuit.num_qubits, pilot_size(t, pilot), rng) for t in budgets]
+    model = gradient_model(tape, circuit, chosen)
+    beta = optimal_bias(model.blocks, floor=0.01) if biased and model.blocks.blocks else None
+    rounds = [plan_round(model, int(t), groups, rng, beta) for t in budgets]
     ops_only = QuantumScript(tape.operations, [])
-    batches = [snapshot_tapes(ops_only, p, circuit.wire_order) for p in pilots]
-    all_tapes = [t for batch in batches for t in batch]
-
-    context = {}
+    wire_order = circuit.wire_order
+    batches = []
+    for r in rounds:
+        snaps = [] if r.shadow_plan is None else snapshot_tapes(ops_only, r.shadow_plan, wire_order)
+        batches.append((snaps, shift_tapes(tape, r.shift, wire_order)))
+    all_tapes = [t for snaps, shifts in batches for t in snaps + shifts]
+    outputs = _outputs(tape, circuit.num_qubits)
+    num_params, num_out = circuit.num_params, len(outputs)
+    active = model.active
 
     def processing_fn(results):
+        refuse_traced_results(results)
+        want_errors = is_recording()
         out, offset = [], 0
-        for total, p_plan, batch in zip(budgets, pilots, batches):
+        for r, (snaps, shifts) in zip(rounds, batches):
             start = time.perf_counter()
-            if not context:  # classical, once per gradient: light cone, gamma, bias
-                blocks = light_cone_context(tape, circuit)
-                beta = optimal_bias(blocks, floor=bias_floor) if biased else None
-                context.update(blocks=blocks, beta=beta)
-            outcomes = decode(results[offset : offset + len(batch)], p_plan)
-            offset += len(batch)
-            res = run_hybrid(
-                tape,
-                circuit,
-                p_plan,
-                outcomes,
-                total - p_plan.num_snapshots,
-                device,
-                chosen,
-                rng,
-                None,
-                groups,
-                context["blocks"],
-                context["beta"],
-            )
-            if is_recording():
-                _publish(_hybrid_record(res, p_plan, circuit, reason, time.perf_counter() - start))
-            out.append(_format(res.jacobian, len(tape.trainable_params)))
+            sh_res = results[offset : offset + len(snaps)]
+            ps_res = results[offset + len(snaps) : offset + len(snaps) + len(shifts)]
+            offset += len(snaps) + len(shifts)
+            sh = np.zeros((num_params, num_out))
+            sh_var = np.full((num_params, num_out), np.nan)
+            if r.shadow_plan is not None:
+                outcomes = decode(sh_res, r.shadow_plan)
+                jacs, errs = shadow_jacobian(
+                    tape, circuit, r.shadow_plan, outcomes, {}, want_errors
+                )
+                sh = np.concatenate([j.reshape(num_params, -1) for j in jacs], axis=1)
+                if want_errors:
+                    sh_var = np.concatenate([e.reshape(num_params, -1) for e in errs], axis=1) ** 2
+            ps, ps_var = shift_estimates(ps_res, r.shift, num_params, num_out)
+            w = r.weights
+            est = np.where(w > 0, w * sh, 0.0) + np.where(w < 1, (1 - w) * np.nan_to_num(ps), 0.0)
+            est[~active] = 0.0
+            jac = _per_measurement(est, outputs, len(tape.measurements))
+            if want_errors:
+                seconds = time.perf_counter() - start
+                _publish(_record(r, model, est, sh_var, ps_var, outputs, reason, seconds))
+            out.append(format_jacobian(jac, len(tape.trainable_params)))
         return tuple(out) if tape.shots.has_partitioned_shots else out[0]
 
     return all_tapes, processing_fn
 
 
-def _hybrid_record(res: HybridResult, p_plan: SnapshotPlan, circuit, reason: str, seconds):
+def _per_measurement(arr: np.ndarray, outputs, num_measurements: int) -> list[np.ndarray]:
+    """Split ``(M, outputs)`` columns into one array per measurement (``(M,)`` for an expval)."""
+    out = []
+    for m in range(num_measurements):
+        cols = [o for o, (mi, _) in enumerate(outputs) if mi == m]
+        out.append(arr[:, cols] if outputs[cols[0]][1] is not None else arr[:, cols[0]])
+    return out
+
+
+def _record(r: RoundPlan, model: GradientModel, est, sh_var, ps_var, outputs, reason, seconds):
+    """The round's :class:`~.resources.GradientRecord`: measured standard errors."""
     from .resources import GradientRecord
 
-    alloc = res.allocation
+    w, active = r.weights, model.active
+    a_sh = np.where(w > 0, w**2 * sh_var, 0.0)
+    a_ps = np.where(w < 1, (1 - w) ** 2 * ps_var, 0.0)
+    var = np.where(active[:, None], a_sh + a_ps, 0.0)
+    plan = r.shadow_plan
+    dof_sh = plan.groups - 1 if plan is not None and plan.groups > 1 else np.nan
+    shots = np.maximum(r.allocation.ps_shots[:, None] - 1, 1)
+    dof = np.where(active[:, None], _welch_dof(a_sh, dof_sh, a_ps, shots), np.inf)
+    alloc = r.allocation
     split = {
-        "pilot_snapshots": p_plan.num_snapshots,
         "shadow_snapshots": alloc.shadow,
-        "parameter_shift_shots": alloc.ps_total,
-        "parameter_shift_components": [int(j) for j in np.flatnonzero(alloc.ps_shots > 0)],
-        "shots_per_shifted_circuit": alloc.ps_shots.tolist(),
-        "tapes_per_shifted_circuit": (
-            1 if alloc.groups is None else int(np.max(alloc.groups, initial=1))
-        ),
-        "shadow_weight": alloc.weights.tolist(),
-        "predicted_mse": alloc.mse,
+        "parameter_shift_shots": r.shift.total_shots,
+        "parameter_shift_components": [int(j) for j in r.shift.components],
+        "shots_per_shifted_tape": alloc.ps_shots.tolist(),
+        "tapes_per_shifted_circuit": len(r.shift.groups),
+        "shadow_weight": w.tolist(),
+        "predicted_mse": float(np.sum(r.predicted_mse)),
     }
-    total = p_plan.num_snapshots + res.shots
     plan_text = (
-        "none"
-        if res.plan is None
+        "no snapshots"
+        if plan is None
         else (
-            ("all 3**n bases" if not res.plan.random else "random bases")
-            + f", {res.plan.num_bases} bases"
+            ("all 3**n bases" if not plan.random else "random bases") + f", {plan.num_bases} bases"
         )
     )
-    rec = GradientRecord(
+    n_ps = len(r.shift.components)
+    split_text = f"{alloc.shadow} snapshots ({plan_text}), {r.shift.total_shots} "
+    split_text += f"parameter-shift shots on {n_ps} components"
+    num_meas = max(mi for mi, _ in outputs) + 1
+    notes = [f"strategy='auto' ({reason})", *r.notes]
+    if plan is not None and n_ps:
+        notes.append(
+            "combined estimator: on a noisy device the shadow part estimates "
+            "Tr(rho_noisy G_j^ideal) and the parameter-shift part the noisy cost's gradient; "
+            "they agree only for noiseless circuits"
+        )
+    total = alloc.shadow + r.shift.total_shots
+    return GradientRecord(
         method="shadow",
-        jacobian=res.jacobian,
-        stderr=[np.sqrt(v) for v in res.variance],
+        jacobian=_per_measurement(est, outputs, num_meas),
+        stderr=_per_measurement(np.sqrt(var), outputs, num_meas),
         snapshots=total,
-        circuits=p_plan.num_bases + res.circuits,
-        plan=f"auto: pilot {p_plan.num_snapshots} snapshots, shadow plan {plan_text}, "
-        f"{alloc.ps_total} parameter-shift shots on {int(np.sum(alloc.ps_shots > 0))} components",
+        circuits=(0 if plan is None else plan.num_bases) + r.shift.num_tapes,
+        plan="auto: " + split_text,
         engine="dense",
-        num_qubits=circuit.num_qubits,
-        num_params=circuit.num_params,
+        num_qubits=model.circuit.num_qubits,
+        num_params=model.circuit.num_params,
         postprocessing_seconds=seconds,
-        groups=res.plan.groups if res.plan is not None else 0,
-        notes=[f"strategy='auto' ({reason})", *res.notes],
-        variance=res.variance,
-        shot_variance=[v * max(total, 1) for v in res.variance],
+        groups=plan.groups if plan is not None else 0,
+        notes=notes,
+        variance=_per_measurement(var, outputs, num_meas),
+        shot_variance=_per_measurement(var * max(total, 1), outputs, num_meas),
         strategy="auto",
         split=split,
+        dof=_per_measurement(dof, outputs, num_meas),
     )
-    return rec

@@ -52,14 +52,7 @@ def _resolve_diff_method(initial_config, device, tape=None):
     method = initial_config.gradient_method
     if isinstance(method, str) and method in _REGISTRY:
         initial_config = replace(initial_config, gradient_method=_REGISTRY[method])
-    config = _ORIGINALS["resolve"](initial_config, device, tape)
-    if config.gradient_method is _REGISTRY.get("shadow"):
-        # the hybrid strategy runs its second stage on the QNode's device (as PennyLane
-        # injects ``dev`` for param_shift_cv)
-        kwargs = dict(config.gradient_keyword_arguments or {})
-        kwargs.setdefault("device", device)
-        config = replace(config, gradient_keyword_arguments=kwargs)
-    return config
+    return _ORIGINALS["resolve"](initial_config, device, tape)
 
 
 def register(name: str, transform) -> None:

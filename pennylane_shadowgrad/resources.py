@@ -44,8 +44,12 @@ class GradientRecord:
             of ``T`` shots gives about ``shot_variance / T`` (what an optimizer needs to set
             its next budget).
         strategy: ``"pure"`` (textbook shadow estimator) or ``"auto"`` (hybrid).
-        split: for ``auto``, how the shots were spent (pilot, shadow snapshots,
-            parameter-shift shots per component, combination weights).
+        split: for ``auto``, how the shots were spent (shadow snapshots, parameter-shift
+            shots per component, combination weights, the predicted MSE).
+        dof: degrees of freedom of every standard error (same shapes), for the Student-t
+            intervals: ``groups - 1`` for the pure strategy; for ``auto`` the
+            Welch-Satterthwaite value of the combined snapshot and shifted-tape errors.
+            ``None``: ``groups - 1`` everywhere.
 
     **Example**
 
@@ -87,6 +91,7 @@ class GradientRecord:
     shot_variance: list | None = None
     strategy: str = "pure"
     split: dict | None = None
+    dof: list | None = None
 
     def confidence_interval(self, level: float = 0.95) -> list[tuple[np.ndarray, np.ndarray]]:
         """Student-t intervals ``(low, high)`` per measurement from the jackknife errors."""
@@ -94,8 +99,12 @@ class GradientRecord:
 
         if self.stderr is None:
             raise ValueError("This record has no standard errors.")
-        q = student_t.ppf(0.5 + level / 2, df=max(self.groups - 1, 1))
-        return [(j - q * s, j + q * s) for j, s in zip(self.jacobian, self.stderr)]
+        dof = self.dof or [np.full(np.shape(j), max(self.groups - 1, 1)) for j in self.jacobian]
+        out = []
+        for j, s, d in zip(self.jacobian, self.stderr, dof):
+            q = student_t.ppf(0.5 + level / 2, df=np.where(np.isfinite(d), d, 1e9))
+            out.append((j - q * s, j + q * s))
+        return out
 
 
 def is_recording() -> bool:

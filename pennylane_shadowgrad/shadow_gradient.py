@@ -17,17 +17,14 @@ from pennylane.measurements import ExpectationMP, ProbabilityMP, VarianceMP
 from pennylane.tape import QuantumScript, QuantumScriptBatch
 from pennylane.typing import PostprocessingFn
 
-from .budget import DEFAULT_PILOT
 from .circuit import (
-    PauliSum,
     UnsupportedCircuitError,
     decompose_for_gradient,
-    pauli_sum,
-    pauli_sum_square,
     rotation_form,
 )
-from .estimators.dense import expectation, gradient_functional, sweep_memory_bytes
-from .estimators.shadow import ShadowSums
+from .estimators.dense import sweep_memory_bytes
+from .estimators.jacobian import shadow_jacobian
+from .gradient_transform import format_jacobian, stack_leaves
 from .hybrid import hybrid_gradient, resolve_strategy
 from .resources import GradientRecord, _publish, is_recording
 from .snapshots import DEFAULT_GROUPS, decode, make_plan, snapshot_tapes
@@ -43,9 +40,15 @@ _OPTIONS = {
     "seed",
     "max_qubits",
     "strategy",
-    "pilot",
     "biased_bases",
-    "device",
+}
+
+#: Options of earlier releases, with what replaced them.
+_REMOVED_OPTIONS = {
+    "pilot": "the default strategy no longer spends a pilot: it plans from an exact simulation "
+    "of the ideal circuit, before the round",
+    "device": "the default strategy runs everything in the gradient's own batch of tapes and "
+    "needs no device",
 }
 
 
@@ -106,30 +109,40 @@ def _validate_tape(tape: QuantumScript, snapshots, max_qubits: int) -> None:
             "gradient_kwargs['max_qubits'] if the machine has the memory."
         )
     for p in tape.get_parameters(trainable_only=False):
-        if math.is_abstract(p):  # traced under jax.jit: no concrete value to check
+        value = _concrete_value(p)
+        if value is None:  # traced under jax.jit: no concrete value to check
             continue
-        if not np.all(np.isfinite(np.asarray(math.unwrap(p), dtype=complex))):
-            raise ValueError(f"Non-finite gate or observable parameter: {p}.")
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"Non-finite gate or observable parameter: {value}.")
 
 
-def _stack_leaves(trees: list):
-    """Stack equally shaped nested tuples of arrays leaf by leaf along a new leading axis.
+def _concrete_value(p) -> np.ndarray | None:
+    """``p`` as a complex NumPy array, or ``None`` when (part of) it is abstract (jax.jit).
 
-    Re-assembles the batch elements of a split broadcast tape: results get the batch
-    dimension where a broadcast tape puts it, and Jacobians the shape
-    :func:`~pennylane.gradients.param_shift` gives broadcast tapes (batch first in every
-    ``(measurement, parameter)`` entry).
+    Parameters may be interface tensors, or sequences and object arrays of them: a template
+    fed the tuple returned by another QNode (``qml.AngleEmbedding(first(x), ...)`` under
+    ``qml.grad``) holds an object array of autograd boxes, which ``math.unwrap`` leaves as is.
     """
-    first = getattr(trees[0], "_value", trees[0])  # autograd boxes a tuple of results
-    if isinstance(first, tuple | list):
-        return tuple(_stack_leaves([t[i] for t in trees]) for i in range(len(first)))
-    return math.stack(trees)
+    if isinstance(p, tuple | list) or (isinstance(p, np.ndarray) and p.dtype == object):
+        parts = [_concrete_value(q) for q in (p.ravel() if isinstance(p, np.ndarray) else p)]
+        if any(q is None for q in parts):
+            return None
+        if not parts:
+            return np.zeros(0, dtype=complex)
+        return np.concatenate([q.ravel() for q in parts])
+    if math.is_abstract(p):
+        return None
+    return np.asarray(math.unwrap(p), dtype=complex)
 
 
 def _expand_transform_shadow(
     tape: QuantumScript, argnum=None, **kwargs
 ) -> tuple[QuantumScriptBatch, PostprocessingFn]:
     """Validate, then decompose to Pauli rotations and fixed gates, before the shadow gradient."""
+    for name in kwargs.keys() & _REMOVED_OPTIONS.keys():
+        raise TypeError(
+            f"Option {name!r} of diff_method='shadow' was removed: {_REMOVED_OPTIONS[name]}."
+        )
     _validate_options({"argnum": argnum, **kwargs})
     if not tape.trainable_params:
         # Nothing to differentiate, e.g. our own snapshot tapes when shadow_grad is applied to
@@ -147,7 +160,7 @@ def _expand_transform_shadow(
         new_tapes.append(decompose_for_gradient(t))
 
     def postprocessing(results):
-        return results[0] if tape.batch_size is None else _stack_leaves(results)
+        return results[0] if tape.batch_size is None else stack_leaves(results)
 
     return new_tapes, postprocessing
 
@@ -192,80 +205,6 @@ def _coefficient_derivative(obs, p_idx: int):
     return qml.ops.Sum(bind(obs, one), qml.ops.SProd(-1.0, bind(obs, zero)))
 
 
-def _probability_projectors(wires, wire_order) -> list[PauliSum]:
-    """``|s><s|`` on ``wires`` for every outcome ``s`` (``wires[0]`` most significant)."""
-    k = len(wires)
-    out = []
-    for s in range(2**k):
-        obs = qml.prod(
-            *[qml.Projector([int(b)], wires=w) for w, b in zip(wires, np.binary_repr(s, width=k))]
-        )
-        out.append(pauli_sum(obs, wire_order))
-    return out
-
-
-def _jackknife_se(loo: np.ndarray) -> np.ndarray:
-    """Delete-a-group jackknife standard error from the ``K`` leave-one-out estimates."""
-    k = loo.shape[0]
-    return np.sqrt((k - 1) / k * np.sum((loo - loo.mean(0)) ** 2, axis=0))
-
-
-def _jackknife_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Bias-corrected ``E[A] E[B]`` from pooled (index 0) and ``K`` leave-one-out rows.
-
-    For estimators linear in the groups this is exactly the U-statistic over pairs of
-    distinct groups, hence unbiased (DESIGN.md §3).
-    """
-    k = a.shape[0] - 1
-    prod = a * b
-    return k * prod[0] - (k - 1) * prod[1:].mean(0)
-
-
-def _estimate_one(tape, circuit, plan, outcomes, terms, want_errors):
-    """Jacobian (and jackknife errors) of every measurement for one shot budget."""
-    sums = ShadowSums(plan, outcomes)
-    need_loo = want_errors or any(isinstance(m, VarianceMP) for m in tape.measurements)
-    x = sums.pooled()[None]
-    if need_loo:
-        x = np.concatenate([x, sums.leave_one_out()])
-    wire_order = circuit.wire_order
-    jacs, errs = [], []
-    for m_idx, m in enumerate(tape.measurements):
-        if isinstance(m, ProbabilityMP):
-            rows = [
-                gradient_functional(circuit, proj, x)
-                for proj in _probability_projectors(m.wires, wire_order)
-            ]
-            rows = np.stack(rows, axis=-1)  # (batch, M, 2^k)
-        elif isinstance(m, ExpectationMP):
-            rows = gradient_functional(circuit, pauli_sum(m.obs, wire_order), x)
-            for k, (mi, term) in terms.items():
-                if mi == m_idx:
-                    rows[:, k] = expectation(pauli_sum(term, wire_order), x)
-        else:  # variance: d<O^2> - 2 <O> d<O>, the product bias-corrected
-            ps = pauli_sum(m.obs, wire_order)
-            d_sq = gradient_functional(circuit, pauli_sum_square(ps), x)
-            d_o = gradient_functional(circuit, ps, x)
-            mean = expectation(ps, x)[:, None]
-            full = d_sq[0] - 2 * _jackknife_product(mean, d_o)
-            loo = d_sq[1:] - 2 * mean[1:] * d_o[1:]
-            rows = np.concatenate([full[None], loo])
-        jacs.append(rows[0])
-        errs.append(_jackknife_se(rows[1:]) if want_errors else None)
-    return jacs, errs
-
-
-def _format(jacs: list[np.ndarray], num_params: int):
-    """PennyLane's shapes: measurements outer, parameters inner, scalars squeezed."""
-    per_meas = []
-    for jac in jacs:
-        if num_params == 1:
-            per_meas.append(jac[0])
-        else:
-            per_meas.append(tuple(jac[i] for i in range(num_params)))
-    return per_meas[0] if len(per_meas) == 1 else tuple(per_meas)
-
-
 @partial(
     qml.transform,
     expand_transform=_expand_transform_shadow,
@@ -281,9 +220,7 @@ def shadow_grad(
     seed: int | np.random.Generator | None = None,
     max_qubits: int = DEFAULT_MAX_QUBITS,
     strategy: str | None = None,
-    pilot: float = DEFAULT_PILOT,
     biased_bases: bool = False,
-    device=None,
 ) -> tuple[QuantumScriptBatch, PostprocessingFn]:
     r"""Estimate every derivative of a circuit from one set of classical-shadow snapshots.
 
@@ -314,28 +251,25 @@ def shadow_grad(
             draws the same bases at every call; pass a ``Generator`` for fresh bases per call.
         max_qubits (int): the dense engine refuses larger registers (default 12).
         strategy (str or None): ``"pure"`` is the textbook estimator above (all ``T`` shots
-            are snapshots). ``"auto"`` spends ``pilot * T`` snapshots on a pilot that is never
-            part of the estimate, predicts every component's variance for both estimators
-            from it, splits the other shots between snapshots and parameter-shift circuits
-            (per-component shots) to minimise the summed MSE, runs that second stage on
-            ``device`` inside the processing function, and combines the two unbiased
-            estimates with weights from the pilot. Components outside the light cone cost
-            nothing. ``None`` (default): ``"auto"`` when a device is available (a QNode passes
-            its own), ``"pure"`` otherwise (direct ``shadow_grad(tape)`` calls); ``var``
-            measurements and trainable observable coefficients always run ``"pure"``. The
+            are snapshots). ``"auto"`` also runs parameter-shift circuits where they are
+            cheaper: the ideal circuit and its shifted copies are simulated classically
+            (before the round, using no measured data) to get every component's exact
+            single-shot variance under both estimators (floored, so that a zero is never
+            trusted); the budget is split between snapshots and per-component shifted tapes to
+            minimise the summed variance; snapshots and shifted tapes run as one batch; each
+            component is the combination of its two unbiased estimates with weights fixed
+            before the round, and its standard error is measured from the round's data.
+            Components outside the light cone cost nothing and are exactly zero. ``None``
+            (default): ``"auto"``, except for ``var`` measurements, trainable observable
+            coefficients and an explicit ``bases`` plan, which run ``"pure"``. The
             record says which strategy ran and why.
-        pilot (float): pilot fraction of ``"auto"`` (default 0.05, chosen by measurement in
-            ``benchmarks/hybrid_allocation.py``).
         biased_bases (bool): locally-biased shadows: per-qubit X/Y/Z probabilities fitted to
             the gradient observables ``G_j`` (known classically) by minimising the summed
             variance proxy ``sum_jP gamma_jP^2 / prod_q beta_q(P_q)``; a complete plan then
             gets ``S_b ~ prod_q beta_q(b_q)`` shots per basis, a random plan draws its bases
             from ``beta`` and divides by the exact coverage probability, so the estimate stays
-            unbiased. With ``"auto"`` only the main shadow plan is biased (the pilot stays
-            uniform). ``expval``/``probs`` only. Off by default: see
+            unbiased. ``expval``/``probs`` only. Off by default: see
             ``benchmarks/biased_bases.py`` for the measured gain.
-        device (Device or None): where ``"auto"`` runs its second stage; injected by the
-            QNode for ``diff_method="shadow"`` and ``diff_method=shadow_grad``.
 
     Returns:
         qnode (QNode) or tuple[List[QuantumTape], function]: the snapshot tapes and a
@@ -377,13 +311,13 @@ def shadow_grad(
     else:
         budgets = [int(s) for s in tape.shots]
     rng = np.random.default_rng(seed)
-    strategy, reason = resolve_strategy(strategy, device, tape, terms)
+    strategy, reason = resolve_strategy(strategy, tape, terms, bases)
     if strategy == "auto":
         return hybrid_gradient(
-            tape, circuit, budgets, chosen, device, pilot, groups, rng, reason, bool(biased_bases)
+            tape, circuit, budgets, chosen, groups, rng, reason, bool(biased_bases)
         )
     if biased_bases:
-        from .budget import biased_plans
+        from .plans import biased_plans
 
         plans = biased_plans(tape, circuit, budgets, bases, groups, rng, terms)
         reason += "; locally-biased bases"
@@ -403,7 +337,7 @@ def shadow_grad(
         for plan, batch in zip(plans, batches):
             outcomes = decode(results[offset : offset + len(batch)], plan)
             offset += len(batch)
-            jacs, errs = _estimate_one(tape, circuit, plan, outcomes, terms, want_errors)
+            jacs, errs = shadow_jacobian(tape, circuit, plan, outcomes, terms, want_errors)
             for jac in jacs:
                 jac[unchosen] = 0.0
             if want_errors:
@@ -428,7 +362,7 @@ def shadow_grad(
                         ],
                     )
                 )
-            out.append(_format(jacs, len(tape.trainable_params)))
+            out.append(format_jacobian(jacs, len(tape.trainable_params)))
         return tuple(out) if tape.shots.has_partitioned_shots else out[0]
 
     return all_tapes, processing_fn

@@ -152,6 +152,20 @@ def snapshot_tapes(tape: QuantumScript, plan: SnapshotPlan, wire_order: Wires) -
     return tapes
 
 
+def refuse_traced_results(results) -> None:
+    """Raise when PennyLane differentiates the gradient's own samples (``max_diff=2``).
+
+    Raises:
+        NotImplementedError: the samples are being traced by autograd (Hessians).
+    """
+    if any(isinstance(res, Box) for res in results):
+        raise NotImplementedError(
+            "The shadow gradients do not support second derivatives (max_diff=2, Hessians): "
+            "their snapshot samples have no derivative. Use diff_method='parameter-shift' "
+            "for Hessians."
+        )
+
+
 def decode(results, plan: SnapshotPlan) -> list[np.ndarray]:
     """Per-basis outcome samples as integers ``s`` (wire 0 is the most significant bit).
 
@@ -161,12 +175,7 @@ def decode(results, plan: SnapshotPlan) -> list[np.ndarray]:
         NotImplementedError: the samples are being traced by autograd, i.e. PennyLane
             differentiates the gradient itself (``max_diff=2``, Hessians).
     """
-    if any(isinstance(res, Box) for res in results):
-        raise NotImplementedError(
-            "The shadow gradients do not support second derivatives (max_diff=2, Hessians): "
-            "their snapshot samples have no derivative. Use diff_method='parameter-shift' "
-            "for Hessians."
-        )
+    refuse_traced_results(results)
     out = [None] * plan.num_bases
     for res, count in zip(results, np.unique(plan.shots)):
         rows = np.flatnonzero(plan.shots == count)

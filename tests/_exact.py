@@ -47,7 +47,7 @@ class ExactShadowMoments:
         self.num_meas = len(tape.measurements)
         total = 3**n * shots_per_basis
         tape = tape.copy(shots=total)
-        tapes, fn = shadow_grad(tape, bases="all")
+        tapes, fn = shadow_grad(tape, bases="all", strategy="pure")
         if len(tapes) != 1 or tapes[0].batch_size != 3**n:
             raise ValueError("expected one broadcast snapshot tape over all bases")
         snap = tapes[0]
@@ -89,7 +89,7 @@ def simulated_std(tape, coeffs, shots_per_basis: int, reps: int, seed: int = 0) 
     """
     n = len(tape.wires)
     tape = tape.copy(shots=3**n * shots_per_basis)
-    tapes, fn = shadow_grad(tape, bases="all")
+    tapes, fn = shadow_grad(tape, bases="all", strategy="pure")
     snap = tapes[0]
     probs_tape = qml.tape.QuantumScript(
         snap.operations, [qml.probs(wires=snap.measurements[0].wires)]

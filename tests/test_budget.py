@@ -1,4 +1,4 @@
-"""Variance formulas, the shot split and plan() (pennylane_shadowgrad.budget)."""
+"""Variance formulas, the shot split and plan()."""
 
 from __future__ import annotations
 
@@ -8,8 +8,15 @@ import pytest
 from pennylane.tape import QuantumScript
 from scipy.stats import norm
 
-from pennylane_shadowgrad import budget, shadow_grad
-from pennylane_shadowgrad.circuit import pauli_sum, rotation_form
+from pennylane_shadowgrad import (
+    allocation,
+    parameter_shift,
+    planning,
+    shadow_grad,
+    variance,
+)
+from pennylane_shadowgrad.circuit import output_observables, pauli_sum, rotation_form
+from pennylane_shadowgrad.estimators import light_cone, shadow
 from pennylane_shadowgrad.estimators.dense import gradient_functional
 from pennylane_shadowgrad.snapshots import make_plan, snapshot_tapes
 
@@ -42,15 +49,15 @@ def test_generator_coefficients_match_the_dense_sweep(obs):
     ps = pauli_sum(obs, circuit.wire_order)
     eye = np.eye(4**3).reshape((64,) + (4,) * 3)
     expected = gradient_functional(circuit, ps, eye).T
-    assert np.allclose(budget.generator_coefficients(circuit, ps), expected, atol=1e-12)
+    assert np.allclose(light_cone.generator_coefficients(circuit, ps), expected, atol=1e-12)
 
 
 def test_basis_probabilities_match_the_simulator():
     tape = _ring(2, 2, seed=3)
-    circuit = rotation_form(tape)
-    x = budget.pauli_expectations(budget._state(tape.operations, circuit.wire_order))
+    rotation_form(tape)
+    x = variance.pauli_expectations(variance.simulate(rotation_form(tape))[0])
     plan = make_plan(2, 90, bases="all")
-    probs = budget.basis_probabilities(plan, x)
+    probs = variance.basis_probabilities(plan, x)
     dev = qml.device("default.qubit")
     for t, count in zip(snapshot_tapes(QuantumScript(tape.operations), plan, tape.wires), [10]):
         assert count == 10
@@ -64,9 +71,9 @@ def test_exact_shadow_variance_matches_repeated_runs():
     tape = _ring(2, 2, seed=5)
     tape = tape.copy(shots=400)
     circuit = rotation_form(tape)
-    x = budget.pauli_expectations(budget._state(tape.operations, circuit.wire_order))
-    gamma = budget.generator_coefficients(circuit, pauli_sum(qml.Z(0), circuit.wire_order))
-    var, bound = budget.shadow_variance(gamma, make_plan(2, 400), x)
+    x = variance.pauli_expectations(variance.simulate(rotation_form(tape))[0])
+    gamma = light_cone.generator_coefficients(circuit, pauli_sum(qml.Z(0), circuit.wire_order))
+    var, bound = variance.shadow_variance(gamma, make_plan(2, 400), x)
     assert np.all(var <= bound + 1e-12)
     exact = _exact_grad(tape)
     reps = 400
@@ -87,9 +94,9 @@ def test_exact_shadow_variance_matches_repeated_runs():
 
 def test_allocate_chooses_the_cheaper_estimator_and_spends_the_budget():
     v, u = np.array([[9.0], [9.0]]), np.array([[0.5], [0.5]])
-    alloc = budget.allocate(v, u, 1001)
+    alloc = allocation.allocate(v, u, 1001)
     assert alloc.shadow == 0 and alloc.ps_total in (1000, 1001)
-    alloc = budget.allocate(np.array([[0.1], [0.1]]), u, 1000)
+    alloc = allocation.allocate(np.array([[0.1], [0.1]]), u, 1000)
     assert alloc.ps_total == 0 and alloc.shadow == 1000
     assert np.allclose(alloc.weights, 1.0)
 
@@ -98,7 +105,7 @@ def test_allocate_is_optimal_against_brute_force():
     v = np.array([[4.0], [1.0], [30.0]])
     u = np.array([[1.0], [2.0], [1.0]])
     total = 600
-    alloc = budget.allocate(v, u, total)
+    alloc = allocation.allocate(v, u, total)
     assert alloc.shadow + alloc.ps_total <= total
     best = np.inf
     for t in range(0, total + 1, 10):
@@ -117,13 +124,14 @@ def test_allocate_charges_every_measured_group():
     shots is the G = 1 split of u * G, and the counted total stays within the budget."""
     v = np.array([[4.0], [1.0], [30.0]])
     u = np.array([[1.0], [2.0], [1.0]])
-    one = budget.allocate(v, 3 * u, 1200)
-    three = budget.allocate(v, u, 1200, groups=3)
+    one = allocation.allocate(v, 3 * u, 1200)
+    three = allocation.allocate(v, u, 1200, groups=3)
     assert three.shadow + three.ps_total <= 1200
     assert three.ps_total == 6 * three.ps_shots.sum()
     assert np.isclose(three.mse, one.mse, rtol=0.02)
     assert np.all(np.abs(3 * three.ps_shots - one.ps_shots) <= 3)
-    only_ps = budget.allocate(np.array([[90.0], [90.0]]), np.array([[0.5], [0.5]]), 1201, groups=3)
+    v90, u05 = np.array([[90.0], [90.0]]), np.array([[0.5], [0.5]])
+    only_ps = allocation.allocate(v90, u05, 1201, groups=3)
     assert only_ps.shadow == 0 and 1201 - 6 < only_ps.ps_total <= 1201
 
 
@@ -131,17 +139,17 @@ def test_shift_variances_sum_the_measured_groups():
     obs = qml.Z(0) @ qml.Z(1) + qml.Z(1) @ qml.Z(2) + 0.7 * (qml.X(0) + qml.X(1) + qml.X(2))
     tape = _ring(3, 1, seed=4, obs=obs)
     circuit = rotation_form(tape)
-    ps = budget.output_observables(tape, circuit.wire_order)
-    groups = budget.measurement_groups(ps)
+    ps = output_observables(tape, circuit.wire_order)
+    groups = parameter_shift.measurement_groups(ps)
     assert len(groups) == 2  # the ZZ terms and the X terms
-    u = budget.shift_variances(tape, circuit, ps)
+    u = variance.shift_variances(circuit, ps, range(circuit.num_params))
     parts = [qml.Z(0) @ qml.Z(1) + qml.Z(1) @ qml.Z(2), 0.7 * (qml.X(0) + qml.X(1) + qml.X(2))]
     dev = qml.device("default.qubit")
     params = tape.get_parameters(trainable_only=True)
     for j in range(circuit.num_params):
         total = 0.0
         for sign in (1.0, -1.0):
-            t = budget.shifted_tape(tape, j, sign, 1.0, params)
+            t = parameter_shift.shifted_tape(tape, j, sign, 1.0, params)
             for part in parts:
                 var_tape = QuantumScript(t.operations, [qml.var(part)])
                 total += float(qml.execute([var_tape], dev, diff_method=None)[0])
@@ -150,11 +158,11 @@ def test_shift_variances_sum_the_measured_groups():
 
 def test_plan_reports_its_source_and_exact_parameter_shift():
     tape = _ring(2, 3, seed=7).copy(shots=3000)
-    p = budget.plan(tape, epsilon=0.1, delta=0.05)
+    p = planning.plan(tape, epsilon=0.1, delta=0.05)
     assert p.source == "simulation" and set(p.mse) == {"shadow", "parameter-shift", "auto"}
     circuit = rotation_form(tape)
-    obs = budget.output_observables(tape, circuit.wire_order)
-    u = budget.shift_variances(tape, circuit, obs)
+    obs = output_observables(tape, circuit.wire_order)
+    u = variance.shift_variances(circuit, obs, range(circuit.num_params))
     active = p.mse["parameter-shift"][:, 0] > 0
     assert np.allclose(p.mse["parameter-shift"][active], u[active] / (3000 / (2 * active.sum())))
     assert all(b > 0 for b in p.budget.values())
@@ -163,19 +171,10 @@ def test_plan_reports_its_source_and_exact_parameter_shift():
     )
 
 
-def test_plan_from_a_pilot_on_the_device():
-    dev = qml.device("default.qubit", seed=3)
-
-    @qml.qnode(dev, shots=4000)
-    def f(x):
-        qml.RX(x[0], 0)
-        qml.RY(x[1], 1)
-        qml.CNOT([0, 1])
-        return qml.expval(qml.Z(1))
-
-    p = budget.plan(f, qml.numpy.array([0.3, 0.4], requires_grad=True), source="pilot", seed=1)
-    assert p.source == "pilot" and any("pilot" in note for note in p.notes)
-    assert p.mse["shadow"].shape == (2, 1)
+def test_plan_refuses_a_pilot_source():
+    tape = _ring(2, 1, seed=7).copy(shots=300)
+    with pytest.raises(ValueError, match="exact simulation"):
+        planning.plan(tape, source="pilot")
 
 
 def test_expected_shadow_variance_of_a_random_plan_includes_the_bases():
@@ -183,13 +182,12 @@ def test_expected_shadow_variance_of_a_random_plan_includes_the_bases():
     all 81 ordered basis pairs, against the Monte Carlo of expected_block_shadow_variance."""
     import itertools
 
-    from pennylane_shadowgrad import hybrid
     from pennylane_shadowgrad.snapshots import SnapshotPlan
 
     tape = _ring(2, 2, seed=5)
     circuit = rotation_form(tape)
-    x = budget.pauli_expectations(budget._state(tape.operations, circuit.wire_order))
-    blocks = hybrid.light_cone_context(tape, circuit)
+    x = variance.pauli_expectations(variance.simulate(rotation_form(tape))[0])
+    blocks = light_cone.gradient_blocks(circuit, output_observables(tape, circuit.wire_order))
     exact_mean = blocks.map(lambda s, g: g @ x)[:, 0]
     digits = list(itertools.product((1, 2, 3), repeat=2))
     second = np.zeros(blocks.num_params)
@@ -197,16 +195,16 @@ def test_expected_shadow_variance_of_a_random_plan_includes_the_bases():
     for b0, b1 in itertools.product(digits, repeat=2):
         plan = SnapshotPlan(np.array([b0, b1], np.uint8), np.array([3, 3]), True, 2, False)
         g = blocks.blocks[0][2][0]
-        cov = np.bincount(budget._covered_indices(plan.bases).ravel(), minlength=16) > 0
-        pi = 1 - (1 - budget.single_coverage(plan)) ** 2
+        cov = np.bincount(shadow._covered_indices(plan.bases).ravel(), minlength=16) > 0
+        pi = 1 - (1 - shadow.single_coverage(plan)) ** 2
         mean = np.zeros(blocks.num_params)
         mean[blocks.blocks[0][1]] = g @ (x * np.where(cov, 1 / pi, 0.0))
         second += mean**2 / 81
-        cond_var += budget.block_shadow_variance(blocks, plan, x)[:, 0] / 81
+        cond_var += variance.block_shadow_variance(blocks, plan, x)[:, 0] / 81
     exact = cond_var + second - exact_mean**2
     rng = np.random.default_rng(0)
     draws = 3000
-    est = budget.expected_block_shadow_variance(
+    est = variance.expected_block_shadow_variance(
         blocks, lambda: make_plan(2, 6, bases=2, groups=2, seed=rng), x, 2 * draws, draws
     )[:, 0]
     live = exact > 1e-12

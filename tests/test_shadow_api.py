@@ -396,7 +396,8 @@ def test_construct_batch_shows_snapshot_tapes(qnode_method):
     dev = qml.device("default.qubit", seed=11)
     qnode = qml.QNode(_expval, dev, diff_method=qnode_method, shots=900)
     for level in ("user", "device"):
-        batch, _ = qml.workflow.construct_batch(sg.shadow_grad(qnode), level=level)(X)
+        transform = sg.shadow_grad(qnode, strategy="pure")
+        batch, _ = qml.workflow.construct_batch(transform, level=level)(X)
         assert len(batch) == 1
         [tape] = batch
         assert tape.batch_size == 9 and tape.shots.total_shots == 100

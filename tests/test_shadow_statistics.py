@@ -522,6 +522,7 @@ def run_repeated(tape, repetitions, device_seed, fresh_plans=True, **kwargs):
     otherwise one deterministic plan is executed ``repetitions`` times (fresh samples each).
     """
     batches, fns = [], []
+    kwargs.setdefault("strategy", "pure")
     for r in range(repetitions):
         if fresh_plans or r == 0:
             tapes, fn = sg.shadow_grad(tape, seed=r, **kwargs)
@@ -709,7 +710,7 @@ def test_estimator_is_the_linear_functional_of_the_samples():
         layers=1,
     )
     tape_at, w0 = tape_problem(tape)
-    tapes, fn = sg.shadow_grad(tape)
+    tapes, fn = sg.shadow_grad(tape, strategy="pure")
     results = qml.execute(tapes, qml.device("default.qubit", seed=5))
     got = flatten_jacobian(fn(results))
 
@@ -1023,7 +1024,9 @@ def test_jackknife_stderr_calibration():
     tape = _calibration_tape()
     tape_at, w0 = tape_problem(tape)
     exact = exact_statistics(tape_at, w0, n, snapshots)
-    tapes, fn = sg.shadow_grad(tape)  # the complete plan: one broadcast tape, run reps times
+    tapes, fn = sg.shadow_grad(
+        tape, strategy="pure"
+    )  # the complete plan: one broadcast tape, run reps times
     assert len(tapes) == 1 and tapes[0].batch_size == 9
     results = qml.execute(tapes * reps, qml.device("default.qubit", seed=80))
     with sg.record() as rec:

@@ -26,8 +26,8 @@ from ..circuit import (
     pauli_sum,
     rotation_form,
 )
+from ..gradient_transform import format_jacobian
 from ..resources import GradientRecord, _publish, is_recording
-from ..shadow_gradient import _format
 from . import hypothesis as hyp
 from . import report as cost
 from .engines import ExactEngine, StatisticalEngine
@@ -597,7 +597,7 @@ def gentle_multicopy_grad(
                             report=rep,
                         )
                     )
-            out.append(_format(jacs, num_params))
+            out.append(format_jacobian(jacs, num_params))
         return tuple(out) if tape.shots.has_partitioned_shots else out[0]
 
     return [state_tape], processing_fn
