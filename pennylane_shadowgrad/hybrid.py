@@ -279,19 +279,23 @@ def _shadow_only(budget: int, num: int, shape, g: int) -> Allocation:
 
 
 def _enforce_rules(alloc, v, model: GradientModel, budget: int, min_shadow: int) -> Allocation:
-    """Shifted tapes of one shot have no error bar: their shots go to the snapshots; if no
-    snapshots remain, every active component must be shifted, else snapshots are added."""
+    """Shifted tapes of one shot have no error bar: their shots go to the snapshots (which
+    serve every component). Without snapshots every active component must be shifted, else
+    the best split with snapshots is taken."""
     ps = np.where(alloc.ps_shots >= MIN_SHIFT_SHOTS, alloc.ps_shots, 0)
-    uncovered = model.active & (ps == 0)
-    if alloc.shadow == 0 and not uncovered.any() and np.array_equal(ps, alloc.ps_shots):
-        return alloc
-    if alloc.shadow > 0 or uncovered.any():
-        # snapshots are needed: best split with at least ``min_shadow`` (or 1) snapshots
-        floor = min(min_shadow, budget)
+    if alloc.shadow == 0 and (model.active & (ps == 0)).any():
         alloc = allocate(
-            v, model.u, budget, model.active, floor, groups=model.num_groups, allow_no_shadow=False
+            v,
+            model.u,
+            budget,
+            model.active,
+            min(min_shadow, budget),
+            groups=model.num_groups,
+            allow_no_shadow=False,
         )
         ps = np.where(alloc.ps_shots >= MIN_SHIFT_SHOTS, alloc.ps_shots, 0)
+    if np.array_equal(ps, alloc.ps_shots):
+        return alloc
     shadow = budget - int(2 * model.num_groups * ps.sum())
     return Allocation(shadow, ps, alloc.weights, alloc.mse, alloc.component_mse, alloc.groups)
 
