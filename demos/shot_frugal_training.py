@@ -14,10 +14,19 @@ parameter-shift shots per step, once with ``diff_method="shadow"`` (the hybrid
 the gradient shots spent (counted by ``qml.Tracker``).
 """
 
+import argparse
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pennylane as qml
 
 import pennylane_shadowgrad as sg
+
+# sphinx_gallery_start_ignore
+parser = argparse.ArgumentParser(description="Shot-frugal training with shadow gradients.")
+parser.add_argument("--quick", action="store_true", help="10 steps per loop instead of 30")
+args = parser.parse_args()
+# sphinx_gallery_end_ignore
 
 n, layers = 3, 6
 rng = np.random.default_rng(0)
@@ -44,16 +53,19 @@ exact_loss = qml.QNode(ansatz, qml.device("default.qubit"))
 # --------------------------------------------------------------------
 # Each step costs ``2 M * 50`` shots, whatever the gradient looks like.
 
-steps, lr = 30, 0.1
+steps, lr = (10 if args.quick else 30), 0.1
+curves = {}
 dev_ps = qml.device("default.qubit", seed=1)
 grad_ps = qml.QNode(ansatz, dev_ps, diff_method="parameter-shift", shots=50)
 x = qml.numpy.array(init, requires_grad=True)
 shots_ps = 0
+curves["parameter-shift, 50 shots per circuit"] = curve = [(0, float(exact_loss(x)))]
 for step in range(steps):
     with qml.Tracker(dev_ps) as tracker:
         g = qml.jacobian(grad_ps)(x)
     shots_ps += tracker.totals["shots"] - 50  # minus the forward pass
     x = x - lr * g
+    curve.append((shots_ps, float(exact_loss(x))))
     if step % 5 == 4:
         print(f"param-shift step {step + 1:2d}: loss {exact_loss(x):+.4f}  shots {shots_ps}")
 
@@ -67,6 +79,7 @@ for step in range(steps):
 dev_sh = qml.device("default.qubit", seed=2)
 x = qml.numpy.array(init, requires_grad=True)
 budget, shots_sh, theta = 2000, 0, 0.8
+curves["shadow, variance-driven budget"] = curve = [(0, float(exact_loss(x)))]
 for step in range(steps):
     grad_sh = qml.QNode(ansatz, dev_sh, diff_method="shadow", shots=budget)
     with qml.Tracker(dev_sh) as tracker, sg.record() as rec:
@@ -75,11 +88,27 @@ for step in range(steps):
     x = x - lr * g
     noise = float(np.sum(rec[0].shot_variance[0]))
     budget = int(np.clip(noise / (theta**2 * max(float(np.sum(g**2)), 1e-12)), 500, 8000))
+    curve.append((shots_sh, float(exact_loss(x))))
     if step % 5 == 4:
         print(
             f"shadow      step {step + 1:2d}: loss {exact_loss(x):+.4f}  shots {shots_sh}"
             f"  (next budget {budget})"
         )
+
+
+######################################################################
+# The exact loss after every step against the gradient shots spent so far:
+
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for (name, points), marker in zip(curves.items(), ("s", "o")):
+    spent, loss = zip(*points[1:])
+    ax.plot(spent, loss, marker=marker, markersize=3, label=name)
+ax.set_xscale("log")
+ax.set_xlabel("gradient shots spent")
+ax.set_ylabel("exact loss")
+ax.legend()
+fig.tight_layout()
+plt.show()
 
 ######################################################################
 # Both loops take the same steps; the shadow loop reaches a similar loss with the shots its

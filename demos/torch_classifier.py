@@ -10,11 +10,20 @@ broadcasting); parameter-shift refuses this case, the shadow gradient gives ever
 its own snapshot budget.
 """
 
+import argparse
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pennylane as qml
 import torch
 
 import pennylane_shadowgrad  # noqa: F401  (registers diff_method="shadow")
+
+# sphinx_gallery_start_ignore
+parser = argparse.ArgumentParser(description="A hybrid classifier with shadow gradients.")
+parser.add_argument("--quick", action="store_true", help="1 epoch instead of 4")
+args = parser.parse_args()
+# sphinx_gallery_end_ignore
 
 torch.manual_seed(0)
 
@@ -55,7 +64,9 @@ model = torch.nn.Sequential(
 # Training: mini-batches of eight points, negative log-likelihood of the class probabilities.
 
 opt = torch.optim.Adam(model.parameters(), lr=0.1)
-for epoch in range(4):
+epochs = 1 if args.quick else 4
+batch_losses, accuracies = [], []
+for epoch in range(epochs):
     perm = torch.randperm(n)
     total = 0.0
     for start in range(0, n, 8):
@@ -66,8 +77,25 @@ for epoch in range(4):
         loss.backward()
         opt.step()
         total += loss.item() * len(idx)
+        batch_losses.append(loss.item())
     accuracy = (model(data).argmax(1) == labels).double().mean().item()
+    accuracies.append(accuracy)
     print(f"epoch {epoch}: loss {total / n:.3f}  accuracy {accuracy:.2f}")
+
+######################################################################
+# The loss of every mini-batch, and the accuracy on all points after each epoch:
+
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.2))
+ax1.plot(range(1, len(batch_losses) + 1), batch_losses, marker="o", markersize=3)
+ax1.set_xlabel("optimizer step (mini-batch of 8)")
+ax1.set_ylabel("negative log-likelihood")
+ax2.plot(range(1, epochs + 1), accuracies, marker="s", color="C1")
+ax2.set_xlabel("epoch")
+ax2.set_ylabel("accuracy")
+ax2.set_ylim(0, 1.05)
+ax2.set_xticks(range(1, epochs + 1))
+fig.tight_layout()
+plt.show()
 
 ######################################################################
 # The loss falls although every quantum gradient is a statistical estimate: the shadow
