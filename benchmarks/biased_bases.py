@@ -4,10 +4,10 @@ For each circuit (the families of ``shadow_vs_shift.py``: (a) ring circuits with
 (b) brickwork with ``Z(n//2)``, (c) TFIM / Heisenberg Hamiltonians on the ring ansatz), the
 budget ``T`` is what PennyLane's ``param_shift`` spends with ``--shots-per-tape`` shots per
 tape. The pure shadow gradient on its default plan (``bases="auto"``) is compared with the
-biased plan ``shadow_grad`` builds (``budget.biased_plans``: per-qubit X/Y/Z probabilities
+biased plan ``shadow_grad`` builds (``plans.biased_plans``: per-qubit X/Y/Z probabilities
 minimising ``sum_jP gamma_jP^2 / prod beta``, ``S_b ~ prod beta`` on a complete plan). Both
 MSEs are EXACT from the known state: a complete (deterministic) plan's estimator is unbiased
-and ``budget.shadow_variance`` is its exact variance; for a random plan the MSE given the
+and ``variance.shadow_variance`` is its exact variance; for a random plan the MSE given the
 bases (variance + squared bias given the bases) is averaged over ``--plans`` draws.
 
     gain = MSE(uniform) / MSE(biased)     (> 1: biased bases help)
@@ -25,19 +25,28 @@ import time
 
 import numpy as np
 import pennylane as qml
+from pennylane.tape import QuantumScript
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hybrid_allocation import _conditional_mse, case_tape
 
-from pennylane_shadowgrad import budget
-from pennylane_shadowgrad.circuit import rotation_form
+from pennylane_shadowgrad.circuit import output_observables, rotation_form
+from pennylane_shadowgrad.estimators.light_cone import gradient_blocks
+from pennylane_shadowgrad.plans import BIAS_FLOOR, bias_proxy, biased_plan, optimal_bias
 from pennylane_shadowgrad.snapshots import make_plan
+from pennylane_shadowgrad.variance import block_shadow_variance, pauli_expectations
+
+
+def _state(ops, wire_order) -> np.ndarray:
+    tape = QuantumScript(list(ops), [qml.state()])
+    dev = qml.device("default.qubit", wires=wire_order)
+    return np.asarray(qml.execute([tape], dev, diff_method=None)[0])
 
 
 def exact_mse(blocks, x, make, plans: int) -> float:
     first = make(0)
     if not first.random:
-        return float(budget.block_shadow_variance(blocks, first, x).sum())
+        return float(block_shadow_variance(blocks, first, x).sum())
     return float(np.mean([_conditional_mse(blocks, make(s), x) for s in range(plans)]))
 
 
@@ -45,14 +54,14 @@ def row(family, kind, n, size, s_tape, plans, seed):
     tape = case_tape(family, n, size, seed, kind)
     total = s_tape * len(qml.gradients.param_shift(tape)[0])
     circuit = rotation_form(tape)
-    x = budget.pauli_expectations(budget._state(tape.operations, circuit.wire_order))
-    blocks = budget.gradient_blocks(circuit, budget.output_observables(tape, circuit.wire_order))
-    beta = budget.optimal_bias(blocks, floor=budget.BIAS_FLOOR)
+    x = pauli_expectations(_state(tape.operations, circuit.wire_order))
+    blocks = gradient_blocks(circuit, output_observables(tape, circuit.wire_order))
+    beta = optimal_bias(blocks, floor=BIAS_FLOOR)
     need = blocks.needed_words()
     uni = exact_mse(blocks, x, lambda s: make_plan(n, total, seed=s), plans)
-    bia = exact_mse(blocks, x, lambda s: budget.biased_plan(n, total, beta, need, seed=s), plans)
+    bia = exact_mse(blocks, x, lambda s: biased_plan(n, total, beta, need, seed=s), plans)
     uniform = np.full((n, 3), 1.0 / 3.0)
-    proxy = budget.bias_proxy(blocks, uniform) / budget.bias_proxy(blocks, beta)
+    proxy = bias_proxy(blocks, uniform) / bias_proxy(blocks, beta)
     plan_kind = "random" if make_plan(n, total).random else "complete"
     return {
         "family": family if family != "c" else f"c {kind}",
@@ -101,7 +110,7 @@ def main(argv=None) -> None:
     print(
         f"\nexact expected MSEs (summed over components) of the pure shadow gradient at equal "
         f"shots; {args.shots_per_tape} shots per param-shift tape; bias floor "
-        f"{budget.BIAS_FLOOR}; seed {args.seed}"
+        f"{BIAS_FLOOR}; seed {args.seed}"
     )
     for fam, g in sorted(gains.items()):
         print(f"family {fam}: gain min {min(g):.3f}, median {np.median(g):.3f}, max {max(g):.3f}")
