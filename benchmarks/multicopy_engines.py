@@ -7,12 +7,13 @@ the undisturbed (binomial) one, for the first check of a batch (must be ~0) and 
 (the disturbance the statistical engine idealises away), the final error distributions, and how
 often the statistical report flags its idealisation.
 
-    python benchmarks/multicopy_engines.py [runs]
+    python benchmarks/multicopy_engines.py [runs]      # 40 runs by default
+    python benchmarks/multicopy_engines.py --quick     # 5 runs (smoke test)
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 
 import numpy as np
@@ -94,6 +95,8 @@ def compare(runs: int = 40, epsilon: float = 0.5) -> None:
                 else:
                     flagged += bool(rep["failure_bound_exceeds_delta"])
             out[engine] = (np.array(errors), first, later, flagged)
+            elapsed = time.perf_counter() - start
+            print(f"  {name}: {engine} engine done [{elapsed:.0f} s]", flush=True)
         e_ex, first, later, _ = out["exact"]
         e_st, *_, flagged = out["statistical"]
         q = [0.5, 0.9, 1.0]
@@ -115,5 +118,13 @@ def compare(runs: int = 40, epsilon: float = 0.5) -> None:
         )
 
 
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", type=int, nargs="?", default=None, help="runs (default 40)")
+    parser.add_argument("--quick", action="store_true", help="5 runs per circuit and engine")
+    args = parser.parse_args(argv)
+    compare(args.runs or (5 if args.quick else 40))
+
+
 if __name__ == "__main__":
-    compare(int(sys.argv[1]) if len(sys.argv) > 1 else 40)
+    main()
