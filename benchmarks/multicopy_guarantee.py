@@ -15,7 +15,9 @@ shows where the guarantee does break.
     python benchmarks/multicopy_guarantee.py calibrate-shift [runs]  # parameter-shift's divisor
 
 Add ``--jobs N`` to spread the runs over N processes (results do not depend on it: every run
-has its own seed).
+has its own seed). ``--quick`` runs a smoke test (6 runs per configuration, the slow
+calibrated control skipped); ``--help`` prints this text. A progress line is printed
+every 10% of the runs of each configuration.
 
 Calibration seeds (50000 + i) are disjoint from the test seeds (1000 + i).
 """
@@ -23,6 +25,7 @@ Calibration seeds (50000 + i) are disjoint from the test seeds (1000 + i).
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -96,13 +99,22 @@ JOBS = 1
 
 def experiment(runs: int, batch_divisor: float = 1, seed0: int = 1000, **options) -> dict:
     tasks = [(seed0 + i, "two" if i % 2 else "single", batch_divisor, options) for i in range(runs)]
+    start, every = time.perf_counter(), max(1, runs // 10)
+
+    def progress(done_rows):
+        for k, row in enumerate(done_rows, 1):
+            if k % every == 0 or k == runs:
+                elapsed = time.perf_counter() - start
+                print(f"  ... {k}/{runs} runs [{elapsed:.0f} s]", flush=True)
+            yield row
+
     if JOBS > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(JOBS) as pool:
-            rows = list(pool.map(_one_run, tasks, chunksize=1))
+            rows = list(progress(pool.map(_one_run, tasks, chunksize=1)))
     else:
-        rows = [_one_run(t) for t in tasks]
+        rows = list(progress(_one_run(t) for t in tasks))
     errors = [r[0] for r in rows]
     flagged = sum(r[1] for r in rows)
     copies = [r[2] for r in rows]
@@ -239,11 +251,19 @@ def calibrate_shift(runs: int = 200) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if "-h" in args or "--help" in args:
+        print(__doc__)
+        sys.exit(0)
+    quick = "--quick" in args
+    if quick:
+        args.remove("--quick")
     if "--jobs" in args:
         k = args.index("--jobs")
         JOBS = int(args[k + 1])
         del args[k : k + 2]
-    if args and args[0] == "calibrate-shift":
+    if quick:  # smoke test: a few runs of each configuration, the slow control skipped
+        main(6, 0)
+    elif args and args[0] == "calibrate-shift":
         calibrate_shift(int(args[1]) if len(args) > 1 else 200)
     elif args and args[0] == "calibrate":
         calibrate(int(args[1]) if len(args) > 1 else 200)
