@@ -76,6 +76,7 @@ def main(argv=None) -> None:
     dq = qml.device("default.qubit", seed=args.seed)
     lq = qml.device("lightning.qubit", wires=n, seed=args.seed)
 
+    print(f"n={n}, M={2 * n * layers}, T={total_shots}: timing the shadow gradient ...", flush=True)
     # shadow: build tapes once, execute on both simulators, then time the processing only
     stapes, sfn = shadow_grad(tape, snapshots=total_shots, seed=args.seed)
     num_bases = sum(t.batch_size or 1 for t in stapes)
@@ -90,8 +91,10 @@ def main(argv=None) -> None:
             sfn(results)
         return rec
 
+    print("  ... and its post-processing inside record() ...", flush=True)
     t_post_rec, rec = median_time(post_recorded, args.record_repeats)
 
+    print("timing parameter-shift at the same shots ...", flush=True)
     # parameter-shift on lightning.qubit at the same total shots
     probe_tapes, _ = qml.gradients.param_shift(QuantumScript(ops, [qml.expval(qml.Z(0))]))
     per_tape = max(1, total_shots // len(probe_tapes))

@@ -62,6 +62,7 @@ def run_n(n, layers, budget, plans, reps, repeats, seed):
         made = make_plan(n, budget, bases=plan)
         chosen = made.num_bases if made.random else "all"
         label = plan if plan != "auto" else f"auto (= {chosen})"
+        print(f"  n={n}, plan {label}: {reps} repetitions, {repeats} timings ...", flush=True)
         errs = []
         for r in range(reps):
             dq = qml.device("default.qubit", seed=int(seeds[2 + reps + r]))

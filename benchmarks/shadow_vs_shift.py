@@ -168,6 +168,7 @@ def ratio_ci(num: np.ndarray, den: np.ndarray, rng, boots: int = 2000):
 # --------------------------------------------------------------------------- one case
 def run_case(family, n, size, ops_fn, obs, reps, s_tape, spsa_h, seed, exact_max_qubits):
     """All three methods on one circuit; returns a row for the table."""
+    print(f"  running family {family}, n={n}, size {size}, {reps} repetitions ...", flush=True)
     ss = np.random.SeedSequence([seed, n, size, "abc".index(family)])  # not hash(): salted
     seeds = ss.generate_state(4 * reps + 8)
     num_params = 2 * n * size
