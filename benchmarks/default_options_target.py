@@ -6,7 +6,8 @@ Parameter-shift runs at 100 shots per tape; ``diff_method="shadow"`` (default op
 ``qml.Tracker`` (the forward pass is subtracted). Prints both gradient MSEs (summed over
 components, against the adjoint gradient) over R seeded repetitions and their ratio.
 
-Usage: ``python benchmarks/default_options_target.py [--reps 20] [--layers 34]``
+Usage: ``python benchmarks/default_options_target.py [--reps 20] [--layers 34]``; ``--quick``
+runs a smoke test (3 repetitions, 8 layers).
 """
 
 import argparse
@@ -23,7 +24,10 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--layers", type=int, default=34)
     parser.add_argument("--shots-per-tape", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="3 repetitions, 8 layers")
     args = parser.parse_args()
+    if args.quick:
+        args.reps, args.layers = min(args.reps, 3), min(args.layers, 8)
     n, layers = 3, args.layers
     weights = pnp.array(
         np.random.default_rng(2024).uniform(0, 2 * np.pi, (layers, n, 2)), requires_grad=True
@@ -51,6 +55,7 @@ def main() -> None:
                 grad = qml.grad(qnode)(weights)
             grad_shots = tracker.totals["shots"] - shots  # minus the forward pass
             errors.append(np.sum((grad - exact) ** 2))
+            print(f"  {method}: repetition {rep + 1}/{args.reps}", flush=True)
         errors = np.array(errors)
         mse[method] = errors.mean()
         sem = errors.std(ddof=1) / np.sqrt(len(errors))

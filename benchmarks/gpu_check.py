@@ -1,6 +1,8 @@
 """Shadow gradients on lightning.gpu: correctness against default.qubit, and timing against
-parameter-shift. Run ``python benchmarks/gpu_check.py``; exits cleanly without lightning.gpu."""
+parameter-shift. Run ``python benchmarks/gpu_check.py`` (``--quick``: the correctness check and
+the smallest timing case only); exits cleanly without lightning.gpu."""
 
+import argparse
 import sys
 import time
 
@@ -32,7 +34,10 @@ def circuit(n, layers):
     return f
 
 
-def main():
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="correctness + one timing case")
+    args = parser.parse_args(argv)
     _gpu_device(2)
     rng = np.random.default_rng(0)
     kw = {"strategy": "pure"}
@@ -53,7 +58,7 @@ def main():
         "OK" if ok else "FAIL",
     )
     print(f"{'n':>3} {'M':>4} {'shots':>7} {'shadow s':>9} {'param-shift s':>14} {'ratio':>6}")
-    for n, layers in [(2, 10), (3, 8), (4, 6), (6, 4)]:
+    for n, layers in [(2, 10)] if args.quick else [(2, 10), (3, 8), (4, 6), (6, 4)]:
         x = qml.numpy.array(rng.uniform(0, 2 * np.pi, n * layers * 2), requires_grad=True)
         times = []
         for method, gk in [("shadow", kw), ("parameter-shift", {})]:
