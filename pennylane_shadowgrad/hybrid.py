@@ -217,10 +217,15 @@ def plan_round(
 
     def make(size: int, groups_: int = 20) -> SnapshotPlan:
         if beta is None:
-            return make_plan(n, size, bases="auto", groups=groups_, seed=rng)
+            # a complete plan needs two shots per basis for two replicate groups (an error
+            # bar); below that, random bases
+            bases = "all" if 2 * complete <= min(size, 2 * MAX_AUTO_BASES) else min(size, 729)
+            return make_plan(n, size, bases=bases, groups=groups_, seed=rng)
         need = model.blocks.needed_words()
         return biased_plan(n, size, beta, need, groups=groups_, seed=rng)
 
+    complete = 3**n
+    min_shadow = 2 * complete if complete <= MAX_AUTO_BASES and 2 * complete <= budget else 1
     notes = []
     if not active.any():
         alloc = Allocation(
@@ -235,8 +240,6 @@ def plan_round(
         empty = shift_plan(model.circuit, model.observables, alloc.ps_shots)
         zeros = np.zeros(model.u.shape)
         return RoundPlan(budget, alloc, None, empty, zeros + 1.0, zeros, zeros, zeros, notes)
-    complete = 3**n
-    min_shadow = complete if complete <= min(budget, MAX_AUTO_BASES) else 1
     if budget < 2 * g * MIN_SHIFT_SHOTS:
         alloc = _shadow_only(budget, num, model.u.shape, g)
         notes.append(f"{budget} shots cannot pay for shifted tapes: snapshots only")
@@ -279,9 +282,9 @@ def _shadow_only(budget: int, num: int, shape, g: int) -> Allocation:
 
 
 def _enforce_rules(alloc, v, model: GradientModel, budget: int, min_shadow: int) -> Allocation:
-    """Shifted tapes of one shot have no error bar: their shots go to the snapshots (which
-    serve every component). Without snapshots every active component must be shifted, else
-    the best split with snapshots is taken."""
+    """Shifted tapes of one shot have no error bar: they are dropped, their shots going to
+    the snapshots if there are any. Without snapshots every active component must be
+    shifted, else the best split with snapshots is taken."""
     ps = np.where(alloc.ps_shots >= MIN_SHIFT_SHOTS, alloc.ps_shots, 0)
     if alloc.shadow == 0 and (model.active & (ps == 0)).any():
         alloc = allocate(
@@ -296,7 +299,9 @@ def _enforce_rules(alloc, v, model: GradientModel, budget: int, min_shadow: int)
         ps = np.where(alloc.ps_shots >= MIN_SHIFT_SHOTS, alloc.ps_shots, 0)
     if np.array_equal(ps, alloc.ps_shots):
         return alloc
-    shadow = budget - int(2 * model.num_groups * ps.sum())
+    # with snapshots, the freed shots join them; without, they stay unspent (a handful of
+    # snapshots would be a tiny random plan whose error bar cannot be measured)
+    shadow = budget - int(2 * model.num_groups * ps.sum()) if alloc.shadow > 0 else 0
     return Allocation(shadow, ps, alloc.weights, alloc.mse, alloc.component_mse, alloc.groups)
 
 
@@ -373,8 +378,12 @@ def hybrid_gradient(
                     tape, circuit, r.shadow_plan, outcomes, {}, want_errors
                 )
                 sh = np.concatenate([j.reshape(num_params, -1) for j in jacs], axis=1)
-                if want_errors:
+                if want_errors and r.shadow_plan.groups > 1:  # one group: no error bar
                     sh_var = np.concatenate([e.reshape(num_params, -1) for e in errs], axis=1) ** 2
+                    if r.shadow_plan.random:
+                        # identical groups of random bases (e.g. no basis covers the needed
+                        # words) do not show the spread over the bases: unknown, not zero
+                        sh_var[sh_var == 0] = np.nan
             ps, ps_var = shift_estimates(ps_res, r.shift, num_params, num_out)
             w = r.weights
             est = np.where(w > 0, w * sh, 0.0) + np.where(w < 1, (1 - w) * np.nan_to_num(ps), 0.0)
