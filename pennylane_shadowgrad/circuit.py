@@ -165,6 +165,31 @@ def stopping_condition(op) -> bool:
     return op.has_matrix and len(op.wires) <= MAX_FIXED_GATE_WIRES
 
 
+def _graph_gate_set():
+    """Target gates for PennyLane's graph-based decomposition, or ``None`` when it is off.
+
+    With ``qml.decomposition.enable_graph()`` PennyLane requires a gate set and decomposes
+    toward it (the stopping condition still accepts every Pauli rotation and small fixed
+    gate on its way). The set is single-qubit rotations, Pauli-word rotations, the Ising
+    gates and the Clifford+T gates: every gate in it passes :func:`stopping_condition`.
+    """
+    if not qml.decomposition.enabled_graph():
+        return None
+    return qml.decomposition.gate_sets.CLIFFORD_T | qml.decomposition.gate_sets.GateSet(
+        {
+            qml.RX,
+            qml.RY,
+            qml.RZ,
+            qml.PhaseShift,
+            qml.PauliRot,
+            qml.MultiRZ,
+            qml.IsingXX,
+            qml.IsingYY,
+            qml.IsingZZ,
+        }
+    )
+
+
 def decompose_to_rotations(tape: QuantumScript) -> QuantumScript:
     """Decompose ``tape`` until every gate is a Pauli rotation or a small fixed gate.
 
@@ -173,7 +198,7 @@ def decompose_to_rotations(tape: QuantumScript) -> QuantumScript:
     """
     try:
         [new_tape], _ = qml.transforms.decompose(
-            tape, stopping_condition=stopping_condition, gate_set=None, strict=False
+            tape, stopping_condition=stopping_condition, gate_set=_graph_gate_set(), strict=False
         )
     except Exception as exc:  # PennyLane raises several types here
         raise UnsupportedCircuitError(

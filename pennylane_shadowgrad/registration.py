@@ -42,16 +42,61 @@ def check_pennylane_version() -> None:
         )
 
 
+#: Attribute of our wrappers that holds the PennyLane function they wrap.
+_WRAPPED = "_pennylane_shadowgrad_wraps"
+
+
+def _pennylane_function(func):
+    """The PennyLane function under ``func`` and any of our wrappers around it.
+
+    Wrappers of an earlier copy of this module (``importlib.reload``, or the package imported
+    twice under different paths) are unwrapped too, so that :func:`install` never takes one of
+    them for PennyLane's original and :func:`uninstall` really restores PennyLane's.
+    """
+    while hasattr(func, _WRAPPED):
+        func = getattr(func, _WRAPPED)
+    return func
+
+
+def _original(wrapper, key: str):
+    """What ``wrapper`` delegates to: PennyLane's function (also once uninstalled, when a
+    wrapper is still reachable, e.g. held by another plugin that wrapped it in turn)."""
+    return _ORIGINALS.get(key) or _pennylane_function(wrapper)
+
+
 def _validate_diff_method(device, diff_method):
-    if isinstance(diff_method, str) and diff_method in _REGISTRY:
+    if _ORIGINALS and isinstance(diff_method, str) and diff_method in _REGISTRY:
         return None
-    return _ORIGINALS["validate"](device, diff_method)
+    return _original(_validate_diff_method, "validate")(device, diff_method)
+
+
+def _refuse_higher_derivatives(config) -> None:
+    """Refuse ``max_diff >= 2`` for our transforms at resolution, before any device execution.
+
+    Their estimates are computed from measurement samples, which have no derivative: under
+    ``max_diff=2`` PennyLane would differentiate the gradient itself, which crashes under
+    ``jax.jacfwd``/``jax.hessian`` and silently gives zero Hessians under torch.
+    """
+    names = [n for n, t in _REGISTRY.items() if t is config.gradient_method]
+    if not names or config.derivative_order < 2:
+        return
+    raise NotImplementedError(
+        f"diff_method='{names[0]}' does not support second derivatives (max_diff="
+        f"{config.derivative_order}, Hessians): its estimates are computed from measurement "
+        "samples, which have no derivative. Use max_diff=1 (the default) for gradients and "
+        "Jacobians; every interface supports it (under jax: jax.grad, jax.jacrev and "
+        "jax.jacfwd). For Hessians use diff_method='parameter-shift'; a shadow Hessian "
+        "(shadow_hessian) is not available yet."
+    )
 
 
 def _resolve_diff_method(initial_config, device, tape=None):
+    if not _ORIGINALS:  # uninstalled, but still reachable (see _original)
+        return _original(_resolve_diff_method, "resolve")(initial_config, device, tape)
     method = initial_config.gradient_method
     if isinstance(method, str) and method in _REGISTRY:
         initial_config = replace(initial_config, gradient_method=_REGISTRY[method])
+    _refuse_higher_derivatives(initial_config)
     return _ORIGINALS["resolve"](initial_config, device, tape)
 
 
@@ -63,20 +108,33 @@ def register(name: str, transform) -> None:
 
 def install() -> None:
     """Wrap PennyLane's diff-method validation and resolution (idempotent)."""
-    if _ORIGINALS:
-        return
     check_pennylane_version()
-    _ORIGINALS["validate"] = _qnode_module._validate_diff_method
-    _ORIGINALS["resolve"] = _resolution_module._resolve_diff_method
-    _ORIGINALS["workflow_resolve"] = getattr(qml.workflow, "_resolve_diff_method", None)
+    workflow_resolve = getattr(qml.workflow, "_resolve_diff_method", None)
+    if (
+        _ORIGINALS
+        and _qnode_module._validate_diff_method is _validate_diff_method
+        and _resolution_module._resolve_diff_method is _resolve_diff_method
+        and workflow_resolve in (None, _resolve_diff_method)
+    ):
+        return
+    _ORIGINALS["validate"] = _pennylane_function(_qnode_module._validate_diff_method)
+    _ORIGINALS["resolve"] = _pennylane_function(_resolution_module._resolve_diff_method)
+    _ORIGINALS["workflow_resolve"] = (
+        None if workflow_resolve is None else _pennylane_function(workflow_resolve)
+    )
+    setattr(_validate_diff_method, _WRAPPED, _ORIGINALS["validate"])
+    setattr(_resolve_diff_method, _WRAPPED, _ORIGINALS["resolve"])
     _qnode_module._validate_diff_method = _validate_diff_method
     _resolution_module._resolve_diff_method = _resolve_diff_method
-    if _ORIGINALS["workflow_resolve"] is not None:
+    if workflow_resolve is not None:
         qml.workflow._resolve_diff_method = _resolve_diff_method
 
 
 def uninstall() -> None:
     """Restore PennyLane's own functions (the registered names stop resolving).
+
+    Also removes wrappers left by an earlier copy of this module; a wrapper that stays
+    reachable (held by another plugin that wrapped it) passes every call to PennyLane.
 
     **Example**
 
@@ -91,12 +149,13 @@ def uninstall() -> None:
     QuantumFunctionError
     >>> registration.install()  # "shadow" resolves again
     """
-    if not _ORIGINALS:
-        return
-    _qnode_module._validate_diff_method = _ORIGINALS["validate"]
-    _resolution_module._resolve_diff_method = _ORIGINALS["resolve"]
-    if _ORIGINALS["workflow_resolve"] is not None:
-        qml.workflow._resolve_diff_method = _ORIGINALS["workflow_resolve"]
+    _qnode_module._validate_diff_method = _pennylane_function(_qnode_module._validate_diff_method)
+    _resolution_module._resolve_diff_method = _pennylane_function(
+        _resolution_module._resolve_diff_method
+    )
+    workflow_resolve = getattr(qml.workflow, "_resolve_diff_method", None)
+    if workflow_resolve is not None:
+        qml.workflow._resolve_diff_method = _pennylane_function(workflow_resolve)
     _ORIGINALS.clear()
 
 

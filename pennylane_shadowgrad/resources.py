@@ -1,18 +1,23 @@
 """Per-gradient records: estimates, error bars, shots, circuits, engine and classical cost.
 
-``record()`` is the one piece of process state besides the diff-method registration: a stack
-of active recorders that gradient post-processing appends to.
+``record()`` keeps the active recorders in a :class:`contextvars.ContextVar`: each thread
+(and each ``asyncio`` task) sees only the ``record()`` blocks it entered itself, so gradients
+computed concurrently in another thread never land in this thread's records.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
-_ACTIVE: list[list] = []
+#: The sinks of the ``record()`` blocks active in the current context, innermost last.
+_ACTIVE: contextvars.ContextVar[tuple[list, ...]] = contextvars.ContextVar(
+    "pennylane_shadowgrad_records", default=()
+)
 
 
 @dataclass
@@ -93,12 +98,38 @@ class GradientRecord:
     split: dict | None = None
     dof: list | None = None
 
+    def __post_init__(self):
+        if self.groups == 1 and self.strategy == "pure" and self.stderr is not None:
+            # one replicate group: nothing to compare it with, so no error can be estimated
+            self.stderr = [None if s is None else np.full(np.shape(s), np.nan) for s in self.stderr]
+            for name in ("variance", "shot_variance"):
+                values = getattr(self, name)
+                if values is not None:
+                    setattr(
+                        self,
+                        name,
+                        [None if v is None else np.full(np.shape(v), np.nan) for v in values],
+                    )
+            self.notes = [*self.notes, _ONE_GROUP_NOTE]
+
     def confidence_interval(self, level: float = 0.95) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Student-t intervals ``(low, high)`` per measurement from the jackknife errors."""
+        """Student-t intervals ``(low, high)`` per measurement from the jackknife errors.
+
+        Raises:
+            ValueError: the record has no standard errors, or a single replicate group
+                (``groups=1``), from which no error can be estimated.
+        """
         from scipy.stats import t as student_t
 
         if self.stderr is None:
             raise ValueError("This record has no standard errors.")
+        if self.groups == 1 and self.strategy == "pure":
+            raise ValueError(
+                "Error bars need at least 2 independent replicate groups; this gradient had "
+                "1 (groups=1, or a plan with a single shot per basis or a single basis). "
+                "Use groups >= 2 with enough snapshots (bases='auto' keeps 2 groups from "
+                "T >= 2)."
+            )
         dof = self.dof or [np.full(np.shape(j), max(self.groups - 1, 1)) for j in self.jacobian]
         out = []
         for j, s, d in zip(self.jacobian, self.stderr, dof):
@@ -107,13 +138,21 @@ class GradientRecord:
         return out
 
 
+_ONE_GROUP_NOTE = (
+    "A single replicate group (groups=1, or a plan with one shot per basis or one basis): no "
+    "standard error can be estimated, so stderr, variance and shot_variance are NaN and "
+    "confidence_interval raises. Use groups >= 2 with at least 2 snapshots."
+)
+
+
 def is_recording() -> bool:
-    """Whether a :func:`record` context is active (then error bars are computed)."""
-    return bool(_ACTIVE)
+    """Whether a :func:`record` block is active in this thread/context (then error bars are
+    computed)."""
+    return bool(_ACTIVE.get())
 
 
 def _publish(entry: GradientRecord) -> None:
-    for sink in _ACTIVE:
+    for sink in _ACTIVE.get():
         sink.append(entry)
 
 
@@ -143,8 +182,8 @@ def record() -> Iterator[list[GradientRecord]]:
     -0.37 +- 0.04
     """
     sink: list[GradientRecord] = []
-    _ACTIVE.append(sink)
+    token = _ACTIVE.set((*_ACTIVE.get(), sink))
     try:
         yield sink
     finally:
-        _ACTIVE.remove(sink)
+        _ACTIVE.reset(token)

@@ -27,7 +27,16 @@ from .estimators.jacobian import shadow_jacobian
 from .gradient_transform import format_jacobian, stack_leaves
 from .hybrid import hybrid_gradient, resolve_strategy
 from .resources import GradientRecord, _publish, is_recording
-from .snapshots import DEFAULT_GROUPS, decode, make_plan, snapshot_tapes
+from .snapshots import (
+    DEFAULT_GROUPS,
+    check_bases,
+    check_groups,
+    check_seed,
+    check_snapshots,
+    decode,
+    make_plan,
+    snapshot_tapes,
+)
 
 #: Default largest register for the dense engine (its arrays hold 4**n coefficients).
 DEFAULT_MAX_QUBITS = 12
@@ -53,11 +62,36 @@ _REMOVED_OPTIONS = {
 
 
 def _validate_options(kwargs: dict) -> None:
+    """Refuse unknown options and invalid values, before any device time.
+
+    The checks of the options that :func:`~.snapshots.make_plan` takes live there
+    (``check_*``) and are shared with it, so that each option is checked in one place.
+    """
     unknown = set(kwargs) - _OPTIONS
     if unknown:
         raise TypeError(
             f"Unknown option(s) {sorted(unknown)} for diff_method='shadow'. "
             f"Valid gradient_kwargs are {sorted(_OPTIONS)}."
+        )
+    checks = {
+        "snapshots": check_snapshots,
+        "bases": check_bases,
+        "groups": check_groups,
+        "seed": check_seed,
+        "max_qubits": _check_max_qubits,
+    }
+    for name, check in checks.items():
+        if name in kwargs:
+            check(kwargs[name])
+
+
+def _check_max_qubits(max_qubits) -> None:
+    if isinstance(max_qubits, bool | np.bool_) or not (
+        isinstance(max_qubits, int | np.integer) and max_qubits >= 1
+    ):
+        raise ValueError(
+            "'max_qubits' must be a positive integer (the largest register the dense engine "
+            f"accepts), got {max_qubits!r}."
         )
 
 
@@ -97,8 +131,17 @@ def _validate_tape(tape: QuantumScript, snapshots, max_qubits: int) -> None:
             raise UnsupportedCircuitError(
                 "diff_method='shadow' supports qml.probs(wires=...) but not qml.probs(op=...)."
             )
+        if isinstance(m, ProbabilityMP) and not m.wires:
+            raise UnsupportedCircuitError(
+                "diff_method='shadow' needs the wires of qml.probs(): without wires the "
+                "device measures all of its own wires (including any the circuit never "
+                "touches), in an order it chooses, which the gradient cannot see. Pass them "
+                f"explicitly, e.g. qml.probs(wires={tape.wires.tolist()}) for the circuit's "
+                "wires or qml.probs(wires=dev.wires) for the device's."
+            )
         if isinstance(m, ExpectationMP | VarianceMP) and m.obs is None:
             raise UnsupportedCircuitError(f"{type(m).__name__} without an observable.")
+    _validate_variance_budget(tape, snapshots)
     n = len(tape.wires)
     if n > max_qubits:
         gib = sweep_memory_bytes(n, 1) / 2**30
@@ -114,6 +157,22 @@ def _validate_tape(tape: QuantumScript, snapshots, max_qubits: int) -> None:
             continue
         if not np.all(np.isfinite(value)):
             raise ValueError(f"Non-finite gate or observable parameter: {value}.")
+
+
+def _validate_variance_budget(tape: QuantumScript, snapshots) -> None:
+    """A var gradient needs ``T >= 2`` snapshots per gradient (two independent groups)."""
+    if not any(isinstance(m, VarianceMP) for m in tape.measurements):
+        return
+    if snapshots is not None:
+        budgets = [int(snapshots)]
+    else:
+        budgets = [int(s) for s in tape.shots] if tape.shots.total_shots else []
+    if budgets and min(budgets) < 2:
+        raise ValueError(
+            f"A var gradient needs at least 2 snapshots (got a budget of {min(budgets)}): its "
+            "product <O> d<O> is estimated without bias from two independent groups of "
+            "snapshots, and a single snapshot cannot form two."
+        )
 
 
 def _concrete_value(p) -> np.ndarray | None:

@@ -72,6 +72,50 @@ class SnapshotPlan:
         return np.arange(self.num_bases) % self.groups
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def check_snapshots(snapshots) -> None:
+    """Refuse a snapshot budget that is neither ``None`` nor a positive integer."""
+    if snapshots is not None and not (_is_int(snapshots) and snapshots >= 1):
+        raise ValueError(
+            f"'snapshots' must be a positive integer (the snapshot budget T) or None (the "
+            f"QNode's shots), got {snapshots!r}."
+        )
+
+
+def check_bases(bases) -> None:
+    """Refuse a ``bases`` option that is not ``"auto"``, ``"all"``, ``"per-shot"`` or ``B >= 1``."""
+    if isinstance(bases, str) and bases in ("auto", "all", "per-shot"):
+        return
+    if not (_is_int(bases) and bases >= 1):
+        raise ValueError(
+            "'bases' must be 'auto', 'all', 'per-shot' or a positive integer (a number of "
+            f"random bases), got {bases!r}."
+        )
+
+
+def check_groups(groups) -> None:
+    """Refuse a ``groups`` option that is not an integer of at least 1."""
+    if not (_is_int(groups) and groups >= 1):
+        raise ValueError(
+            f"'groups' must be an integer of at least 1 (independent replicate groups; error "
+            f"bars and var gradients need at least 2), got {groups!r}."
+        )
+
+
+def check_seed(seed) -> None:
+    """Refuse a seed that is not ``None``, an integer ``>= 0`` or a ``numpy.random.Generator``."""
+    if seed is None or isinstance(seed, np.random.Generator) or (_is_int(seed) and seed >= 0):
+        return
+    raise ValueError(
+        "'seed' must be None (fresh random bases), a non-negative integer (the same bases at "
+        "every call) or a numpy.random.Generator (fresh bases per call from a reproducible "
+        f"stream), got {seed!r} of type {type(seed).__name__}."
+    )
+
+
 def make_plan(
     num_qubits: int,
     snapshots: int,
@@ -87,19 +131,28 @@ def make_plan(
         bases: ``"all"`` (every one of the ``3**n`` bases, shots split evenly: no basis
             randomness), an integer ``B`` (``B`` bases drawn uniformly at random, shots split
             evenly), ``"per-shot"`` (a fresh random basis for every snapshot), or ``"auto"``
-            (``"all"`` when ``3**n <= min(T, MAX_AUTO_BASES)``, else ``min(T, MAX_AUTO_BASES)``
-            random bases).
-        groups: number of independent replicate groups (at least 2).
+            (``"all"`` when every basis gets ``min(groups, 2)`` shots, i.e.
+            ``min(groups, 2) * 3**n <= T``, and ``3**n <= MAX_AUTO_BASES``; else
+            ``min(T, MAX_AUTO_BASES)`` random bases). ``"auto"`` thus keeps at least two
+            replicate groups whenever ``T >= 2`` and ``groups >= 2``: a complete plan's groups
+            split the shots of every basis, so one shot per basis leaves a single group (no
+            error bars, no unbiased var gradient).
+        groups: number of independent replicate groups requested (at least 1). The plan
+            holds ``min(groups, smallest shots per basis)`` groups for a complete plan and
+            ``min(groups, B)`` for a random one, so that no group is empty.
         seed: seed or ``numpy.random.Generator`` for the random bases.
     """
-    if not isinstance(snapshots, int | np.integer) or snapshots < 1:
-        raise ValueError(f"The snapshot budget must be a positive integer, got {snapshots!r}.")
-    if not isinstance(groups, int | np.integer) or groups < 2:
-        raise ValueError(f"'groups' must be an integer of at least 2, got {groups!r}.")
+    if snapshots is None:
+        raise ValueError("The snapshot budget must be a positive integer, got None.")
+    check_snapshots(snapshots)
+    check_bases(bases)
+    check_groups(groups)
+    check_seed(seed)
     n, total = num_qubits, int(snapshots)
     complete = 3**n
     if bases == "auto":
-        bases = "all" if complete <= min(total, MAX_AUTO_BASES) else min(total, MAX_AUTO_BASES)
+        full = complete <= MAX_AUTO_BASES and min(int(groups), 2) * complete <= total
+        bases = "all" if full else min(total, MAX_AUTO_BASES)
     if bases == "per-shot":
         bases = total
     if bases == "all":
@@ -112,10 +165,6 @@ def make_plan(
         digits = digits.reshape(complete, n)
         shots = _split_evenly(total, complete)
         return SnapshotPlan(digits, shots, False, int(min(groups, shots.min())), True)
-    if isinstance(bases, bool) or not isinstance(bases, int | np.integer) or bases < 1:
-        raise ValueError(
-            f"'bases' must be 'auto', 'all', 'per-shot' or a positive integer, got {bases!r}."
-        )
     if bases > total:
         raise ValueError(f"Cannot measure {bases} bases with only {total} snapshots.")
     rng = np.random.default_rng(seed)

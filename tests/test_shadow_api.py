@@ -169,11 +169,6 @@ def test_second_derivatives_refused(strategy):
         qml.jacobian(qml.jacobian(qnode))(X)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: with torch and max_diff=2 the snapshot results are plain tensors, so "
-    "the refusal in decode() does not fire and the Hessian is silently zero",
-)
 def test_second_derivatives_refused_torch():
     torch = pytest.importorskip("torch")
     dev = qml.device("default.qubit", seed=3)

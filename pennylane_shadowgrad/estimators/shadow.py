@@ -117,11 +117,56 @@ class ShadowSums:
         return self._estimate(*self._scatter([(layer, slice(None)) for layer in layers]))
 
     def leave_one_out(self) -> np.ndarray:
-        """The ``K`` estimates that each leave one group out: shape ``(K,) + (4,)*n``."""
+        """The ``K`` estimates that each leave one group out: shape ``(K,) + (4,)*n``.
+
+        With a single group (``K = 1``) leaving it out leaves no snapshot: the estimate is
+        undefined and returned as NaN, so that jackknife errors computed from it are NaN
+        rather than a spurious 0.
+        """
         layers = range(self._parity.shape[0])
         s, c, b = self._scatter([(layer, slice(None)) for layer in layers])
+        if self.plan.groups < 2:
+            return np.full((self.plan.groups,) + (4,) * self.plan.num_qubits, np.nan)
         out = []
         for k in range(self.plan.groups):
             gs, gc, gb = self._scatter(self._group_selection(k))
             out.append(self._estimate(s - gs, c - gc, b - gb))
         return np.stack(out)
+
+    def group_estimates(self) -> np.ndarray:
+        """The ``K`` estimates of each group on its own: shape ``(K,) + (4,)*n``.
+
+        Every one is unbiased by itself (a complete plan's group holds at least one shot of
+        every basis; a random plan's group is a random plan of its own bases, divided by its
+        own coverage), and the groups are independent: what :func:`pair_product` needs.
+        """
+        return np.stack(
+            [
+                self._estimate(*self._scatter(self._group_selection(k)))
+                for k in range(self.plan.groups)
+            ]
+        )
+
+
+def pair_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Unbiased ``E[A] E[B]`` from ``K`` independent unbiased group estimates (axis 0).
+
+    The U-statistic over ordered pairs of distinct groups,
+    ``sum_{k != l} a_k b_l / (K (K - 1))``: each term has expectation ``E[A] E[B]`` because
+    the groups are independent, whatever the estimator's form (the delete-a-group jackknife
+    product is exactly this only for estimators linear in the groups, which a ratio or
+    coverage-corrected estimate over unequal groups is not).
+
+    Raises:
+        ValueError: fewer than two groups: no unbiased product exists.
+    """
+    k = a.shape[0]
+    if k < 2:
+        raise ValueError(
+            "The unbiased product <O> d<O> of a var gradient needs at least 2 independent "
+            f"replicate groups; this snapshot plan has {k}. Use groups >= 2 and at least 2 "
+            "snapshots (bases='auto' then keeps 2 groups), or, with bases='all', at least 2 "
+            "snapshots per basis (T >= 2 * 3**n); with an integer number of random bases, at "
+            "least 2 bases."
+        )
+    return (a.sum(0) * b.sum(0) - (a * b).sum(0)) / (k * (k - 1))

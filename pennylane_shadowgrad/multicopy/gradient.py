@@ -253,6 +253,45 @@ def _make_engine(name, ob, checks, variant, scale, rho, rng):
     return ExactEngine(np.kron(psi, ob.vector), effect, rng)
 
 
+def _exact_zero_report(variant, reason, opts, ob, scale, start, no_checks) -> dict:
+    """The report of a gradient that is exactly zero without any protocol run.
+
+    A constant observable ``O = c I`` (``qml.Identity``, ``2.0 * qml.Identity(0)``) has
+    ``G_j = i/2 [Q_j, O] = 0``, and a circuit without trainable rotations has no ``G_j``: every
+    derivative is exactly 0, so no copy is used and the (trivial) answer is certified.
+    """
+    why = (
+        "no trainable Pauli rotation: the gradient is empty"
+        if no_checks
+        else "constant observable (O = c I): every derivative is exactly 0"
+    )
+    return {
+        "method": "gentle-multicopy",
+        "executed": "not needed: " + why,
+        "register": variant,
+        "register_reason": reason,
+        "register_estimates": {},
+        "engine": opts["engine"],
+        "delta": opts["delta"],
+        "scale": scale,
+        "half_width": ob.half_width,
+        "observable_rank": ob.rank,
+        "copies": {"batch": 0, "fresh_estimate": 0, "omega_preparation": 0, "total": 0},
+        "gate_applications": 0,
+        "mid_circuit_measurements": 0,
+        "checks": 0,
+        "batches": 0,
+        "firings": 0,
+        "learner_updates": 0,
+        "certified": True,
+        "damage_bound": 0.0,
+        "failure_bound": 0.0,
+        "failure_bound_exceeds_delta": False,
+        "classical_seconds": time.perf_counter() - start,
+        "notes": [f"exact: {why}; no copies were used."],
+    }
+
+
 def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
     start = time.perf_counter()
     n, num_gates = circuit.num_qubits, len(circuit.gates)
@@ -268,7 +307,9 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
     )
     scale = ob.half_width if variant == "single-register" else ob.s2
     if scale <= 0 or checks.num_checks == 0:
-        return np.zeros(checks.num_checks), {"notes": ["constant observable or no checks"]}
+        return np.zeros(checks.num_checks), _exact_zero_report(
+            variant, reason, opts, ob, scale, start, checks.num_checks == 0
+        )
     eps_e = min(1.0, eps_rot / (2 * scale))
     const = protocol_constants(
         n,
