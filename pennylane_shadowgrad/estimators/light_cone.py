@@ -60,8 +60,8 @@ def generator_coefficients(
     >>> tape.trainable_params = [0]
     >>> circuit = rotation_form(tape)
     >>> gamma = generator_coefficients(circuit, pauli_sum(qml.Z(0), tape.wires))
-    >>> gamma.round(3)  # d<Z>/dx = -<Y> after RX
-    array([[ 0.,  0., -1.,  0.]])
+    >>> gamma.round(3)  # d<Z>/dx = -sin(x) = <Y> after RX(x)
+    array([[0., 0., 1., 0.]])
     """
     n, num = circuit.num_qubits, circuit.num_params
     out = np.zeros((num, 4**n))
