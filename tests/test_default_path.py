@@ -535,7 +535,7 @@ def test_transform_object_after_uninstall():
         np.testing.assert_array_equal(g_ref, g_obj)
         g_def, r_def = _grad_and_record(shadow_grad)
         assert r_def.strategy == "auto" and np.all(np.isfinite(g_def))
-        with pytest.raises(Exception, match="shadow"):
+        with pytest.raises(qml.exceptions.QuantumFunctionError, match="shadow"):
             _grad_and_record("shadow")
     finally:
         registration.install()
