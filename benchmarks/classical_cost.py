@@ -78,7 +78,7 @@ def main(argv=None) -> None:
 
     print(f"n={n}, M={2 * n * layers}, T={total_shots}: timing the shadow gradient ...", flush=True)
     # shadow: build tapes once, execute on both simulators, then time the processing only
-    stapes, sfn = shadow_grad(tape, snapshots=total_shots, seed=args.seed)
+    stapes, sfn = shadow_grad(tape, snapshots=total_shots, seed=args.seed, strategy="pure")
     num_bases = sum(t.batch_size or 1 for t in stapes)
     t_exec_dq, results = median_time(
         lambda: qml.execute(stapes, dq, diff_method=None), args.repeats

@@ -194,11 +194,11 @@ def run_case(family, n, size, ops_fn, obs, reps, s_tape, spsa_h, seed, exact_max
         ps_err += [np.sum((as_vector(g) - exact) ** 2) for g in copies]
     ps_err = np.asarray(ps_err)
 
-    # shadow with T = S_ps, default options; fresh bases and shot noise per repetition
+    # pure shadow with T = S_ps (default plan); fresh bases and shot noise per repetition
     sh_err, sh_times, sh_shots, sh_circuits = [], [], set(), set()
     for r in range(reps):
         start = time.perf_counter()
-        stapes, sfn = shadow_grad(tape, snapshots=s_ps, seed=int(seeds[2 + r]))
+        stapes, sfn = shadow_grad(tape, snapshots=s_ps, seed=int(seeds[2 + r]), strategy="pure")
         dev = qml.device("default.qubit", seed=int(seeds[2 + reps + r]))
         g, shots, circuits, _ = tracked_run(stapes, sfn, dev)
         sh_times.append(time.perf_counter() - start)

@@ -41,6 +41,8 @@ def _optimal_ps(a: np.ndarray, u: np.ndarray, budget: float) -> np.ndarray:
     live = np.any(u > 0, axis=1)
     if budget <= 0 or not live.any():
         return np.zeros(num)
+    if a.shape[1] == 1:
+        return _water_fill(a[:, 0], u[:, 0], budget)
     safe_u = np.where(u > 0, u, 1.0)
 
     w = np.where(u > 0, 1.0 / safe_u, 0.0)
@@ -72,6 +74,34 @@ def _optimal_ps(a: np.ndarray, u: np.ndarray, budget: float) -> np.ndarray:
         else:
             hi = mid
     return m_of(10.0**hi)
+
+
+def _water_fill(a: np.ndarray, u: np.ndarray, budget: float) -> np.ndarray:
+    """Exact solution of :func:`_optimal_ps` for one output, in ``O(M log M)``.
+
+    Stationarity gives ``m_j = max(0, sqrt(u_j) s - u_j a_j)`` with ``s = lambda^(-1/2)``;
+    component ``j`` is shifted once ``s`` exceeds ``t_j = sqrt(u_j) a_j``, and ``s`` solves
+    the piecewise-linear ``sum_j m_j(s) = budget / 2``. A component whose shadow precision
+    ``a_j`` is effectively infinite (the ``1e300`` sentinel) gains nothing and gets no shots.
+    """
+    live = (u > 0) & (a < 1e200)
+    root = np.sqrt(np.where(live, u, 0.0))
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = np.where(live, root * a, np.inf)
+    order = np.argsort(t, kind="stable")
+    t_sorted = t[order]
+    cum_root = np.cumsum(root[order])
+    cum_ua = np.cumsum(np.where(live, u * np.minimum(a, 1e300), 0.0)[order])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cand = (budget / 2.0 + cum_ua) / cum_root  # s if the first k + 1 are shifted
+    nxt = np.append(t_sorted[1:], np.inf)
+    ok = np.isfinite(t_sorted) & (cum_root > 0) & (cand <= nxt)
+    if not ok.any():
+        return np.zeros(len(a))
+    s = cand[np.argmax(ok)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        m = np.where(live, np.clip(root * s - u * np.minimum(a, 1e300), 0.0, None), 0.0)
+    return m
 
 
 def _combined(a: np.ndarray, m: np.ndarray, u: np.ndarray) -> np.ndarray:

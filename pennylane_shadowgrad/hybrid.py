@@ -53,6 +53,9 @@ MAX_PLAN_WORDS = 2**22
 #: a generator commuting with the observable): it costs no shots.
 _ZERO_TOL = 1e-20
 
+#: Seed of the plan draws that average a random plan's variance (never the round's own bases).
+_PLANNING_SEED = 20231130
+
 #: Bases evaluated per variance prediction of a random plan (an unbiased estimate of the
 #: average over its i.i.d. bases).
 _VARIANCE_BASES = 128
@@ -63,7 +66,8 @@ class GradientModel:
     """What the ideal circuit says about one gradient, independent of any shot budget.
 
     ``u[j, o]``: exact single-shot parameter-shift variance (floored); ``u_exact`` unfloored.
-    ``shadow_scale[j, o]``: ``sum_P gamma_jP^2 3^|P|``, the floor scale of the shadow variance.
+    ``shadow_scale[j, o]``: ``sum_P gamma_jP^2 3^|P|``, the floor scale of the shadow variance;
+    ``u_scale[j, o]``: ``scale_j^2 sum_g ||O_g||_1^2 / 2``, that of the parameter-shift one.
     ``x``: exact Pauli expectations on every block's register. ``active``: components that
     need shots (in the light cone, non-zero, chosen). ``unplanned``: active components whose
     block was too large to plan (their shadow variance is unknown).
@@ -76,6 +80,7 @@ class GradientModel:
     u: np.ndarray
     u_exact: np.ndarray
     shadow_scale: np.ndarray
+    u_scale: np.ndarray
     active: np.ndarray
     unplanned: np.ndarray
     num_groups: int
@@ -165,6 +170,7 @@ def gradient_model(tape: QuantumScript, circuit: RotationCircuit, chosen) -> Gra
         u,
         u_exact,
         shadow_scale,
+        u_scale,
         active,
         unplanned,
         max(len(groups), 1),
@@ -215,14 +221,20 @@ def plan_round(
     active, g = model.active, model.num_groups
     num = model.circuit.num_params
 
-    def make(size: int, groups_: int = 20) -> SnapshotPlan:
+    # Variances of random plans are averaged over independent draws of the plan: from a fixed
+    # stream, so that the split and the weights depend on the circuit only (reproducible, and
+    # independent of the bases the round draws from ``rng``).
+    planning = np.random.default_rng(_PLANNING_SEED)
+
+    def make(size: int, groups_: int = 20, source=None) -> SnapshotPlan:
+        source = planning if source is None else source
         if beta is None:
             # a complete plan needs two shots per basis for two replicate groups (an error
             # bar); below that, random bases
             bases = "all" if 2 * complete <= min(size, 2 * MAX_AUTO_BASES) else min(size, 729)
-            return make_plan(n, size, bases=bases, groups=groups_, seed=rng)
+            return make_plan(n, size, bases=bases, groups=groups_, seed=source)
         need = model.blocks.needed_words()
-        return biased_plan(n, size, beta, need, groups=groups_, seed=rng)
+        return biased_plan(n, size, beta, need, groups=groups_, seed=source)
 
     complete = 3**n
     min_shadow = 2 * complete if complete <= MAX_AUTO_BASES and 2 * complete <= budget else 1
@@ -248,7 +260,7 @@ def plan_round(
         v_per_shot = np.where(active[:, None], v_per_shot * budget, 0.0)
         alloc = allocate(v_per_shot, model.u, budget, active, min_shadow, groups=g)
         alloc = _enforce_rules(alloc, v_per_shot, model, budget, min_shadow)
-    shadow_plan = make(alloc.shadow, groups) if alloc.shadow > 0 else None
+    shadow_plan = make(alloc.shadow, groups, rng) if alloc.shadow > 0 else None
     if alloc.shadow > 0:
         var_sh, exact_sh = _shadow_variance(model, lambda s: make(s), alloc.shadow)
     else:
@@ -383,7 +395,7 @@ def hybrid_gradient(
                     if r.shadow_plan.random:
                         # identical groups of random bases (e.g. no basis covers the needed
                         # words) do not show the spread over the bases: unknown, not zero
-                        sh_var[sh_var == 0] = np.nan
+                        sh_var[sh_var <= (1e-12 * np.maximum(1.0, np.abs(sh))) ** 2] = np.nan
             ps, ps_var = shift_estimates(ps_res, r.shift, num_params, num_out)
             w = r.weights
             est = np.where(w > 0, w * sh, 0.0) + np.where(w < 1, (1 - w) * np.nan_to_num(ps), 0.0)
@@ -412,6 +424,14 @@ def _record(r: RoundPlan, model: GradientModel, est, sh_var, ps_var, outputs, re
     from .resources import GradientRecord
 
     w, active = r.weights, model.active
+    # a measured variance of zero (every sample of the needed words agreed) is floored like
+    # the planned ones: at VARIANCE_FLOOR times the state-independent scale per shot
+    if r.allocation.shadow > 0:
+        sh_var = np.maximum(sh_var, VARIANCE_FLOOR * model.shadow_scale / r.allocation.shadow)
+    m = r.allocation.ps_shots[:, None].astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ps_floor = np.where(m > 0, VARIANCE_FLOOR * model.u_scale / m, 0.0)
+    ps_var = np.maximum(ps_var, ps_floor)  # nan (not measured) stays nan
     a_sh = np.where(w > 0, w**2 * sh_var, 0.0)
     a_ps = np.where(w < 1, (1 - w) ** 2 * ps_var, 0.0)
     var = np.where(active[:, None], a_sh + a_ps, 0.0)

@@ -141,23 +141,30 @@ def shift_tapes(tape: QuantumScript, plan: ShiftPlan, wire_order) -> list[Quantu
 
     Each tape samples every word of its group (``qml.sample`` of the word), so that one
     execution of ``m`` shots gives ``m`` joint samples; trainable parameters are none (the
-    tapes are measured, not differentiated).
+    tapes are measured, not differentiated). Only the shifted gate is rebuilt.
     """
     letters = {d: p for p, d in PAULI_DIGITS.items()}
-    params = tape.get_parameters(trainable_only=True)
-    ops_tape = QuantumScript(tape.operations, [], trainable_params=tape.trainable_params)
+    measurements = []
+    for words in plan.groups:
+        meas = []
+        for w in words:
+            word = {wire_order[q]: letters[int(d)] for q, d in enumerate(w) if d}
+            meas.append(qml.sample(qml.pauli.PauliWord(word).operation()))
+        measurements.append(meas)
+    ops = list(tape.operations)
     tapes = []
     for j, m in zip(plan.components, plan.shots):
+        info = tape.par_info[tape.trainable_params[int(j)]]
+        op = ops[info["op_idx"]]
         for sign in (1.0, -1.0):
-            shifted = shifted_tape(ops_tape, int(j), sign, plan.scales[j], params)
-            for words in plan.groups:
-                meas = []
-                for w in words:
-                    word = {wire_order[q]: letters[int(d)] for q, d in enumerate(w) if d}
-                    meas.append(qml.sample(qml.pauli.PauliWord(word).operation()))
-                tapes.append(
-                    QuantumScript(shifted.operations, meas, shots=int(m), trainable_params=[])
-                )
+            data = list(op.data)
+            data[info["p_idx"]] = data[info["p_idx"]] + sign * np.pi / (2.0 * plan.scales[j])
+            shifted = list(ops)
+            shifted[info["op_idx"]] = qml.ops.functions.bind_new_parameters(op, data)
+            tapes += [
+                QuantumScript(shifted, meas, shots=int(m), trainable_params=[])
+                for meas in measurements
+            ]
     return tapes
 
 

@@ -43,8 +43,10 @@ class GradientRecord:
         report: for ``"gentle-multicopy"``, the resource report (copies, gate applications,
             quantum memory, checks, firings, bounds, notes); ``None`` for ``"shadow"``.
         variance: estimated variance of every entry of ``jacobian`` (same shapes): for the
-            pure strategy the squared jackknife error, for ``auto`` the pilot's prediction for
-            the combined estimator (independent of the data it multiplies).
+            pure strategy the squared jackknife error, for ``auto`` the measured variance of
+            the combination (jackknife of the snapshot part, sample variances of the shifted
+            tapes, weighted as combined; each part floored at 1% of its state-independent
+            scale, so a measured zero is not reported as exactness).
         shot_variance: ``variance * snapshots``: the single-shot variance, so that a budget
             of ``T`` shots gives about ``shot_variance / T`` (what an optimizer needs to set
             its next budget).

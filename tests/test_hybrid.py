@@ -249,3 +249,30 @@ def test_auto_gradient_shots_never_exceed_the_budget_for_a_hamiltonian(device_na
         assert gradient == counted and total - 8 <= gradient <= total
         ps_shots += split["parameter_shift_shots"]
     assert ps_shots > 0  # the parameter-shift part ran (charged per group)
+
+
+def test_split_depends_on_the_circuit_only_and_seeds_reproduce():
+    """The split and weights come from the circuit (planning draws use a fixed stream); with
+    a seeded device and a method seed the whole gradient is reproducible."""
+    rng0 = np.random.default_rng(3)
+    x = qml.numpy.array(rng0.uniform(0, 6, 9), requires_grad=True)
+
+    def body(v):
+        for q in range(3):
+            qml.RY(v[3 * q], q)
+            qml.RZ(v[3 * q + 1], q)
+        qml.CNOT([0, 1])
+        qml.CNOT([1, 2])
+        for q in range(3):
+            qml.RX(v[3 * q + 2], q)
+        return qml.expval(qml.Z(0) @ qml.Z(1) + 0.5 * qml.X(2))
+
+    splits, grads = [], []
+    for kwargs in ({}, {}, {"seed": 5}, {"seed": 5}):
+        dev = qml.device("default.qubit", seed=123)
+        f = qml.QNode(body, dev, diff_method="shadow", shots=50, gradient_kwargs=kwargs)
+        with sg.record() as rec:
+            grads.append(np.asarray(qml.grad(f)(x)))
+        splits.append((rec[0].split["shadow_snapshots"], rec[0].split["parameter_shift_shots"]))
+    assert len(set(splits)) == 1
+    assert np.array_equal(grads[2], grads[3])

@@ -44,12 +44,13 @@ def _forward(q: np.ndarray, gate) -> np.ndarray:
 
 
 def generator_coefficients(
-    circuit: RotationCircuit, obs: PauliSum, chunk: int = 16, params=None
+    circuit: RotationCircuit, obs: PauliSum, chunk: int | None = None, params=None
 ) -> np.ndarray:
     """``gamma[j, P] = Tr(P G_j) / 2^n`` for every trainable parameter: shape ``(M, 4**n)``.
 
     Each generator ``P_j`` is carried forward through the gates after it (``Q_j = A_j P_j
-    A_j^dag``), batched over ``chunk`` parameters, and ``G_j = (scale_j i / 2) [Q_j, O]``;
+    A_j^dag``), batched over ``chunk`` parameters (default: as many as fit in ``2**20``
+    coefficients, at least 16), and ``G_j = (scale_j i / 2) [Q_j, O]``;
     ``d_j = sum_P gamma[j, P] x_P`` is exactly the dense sweep applied to ``x``.
 
     **Example**
@@ -72,6 +73,8 @@ def generator_coefficients(
         where = [(g, gate) for g, gate in where if gate.param in keep]
     if not where:
         return out
+    if chunk is None:
+        chunk = max(16, 2**20 // 4**n)
     for start in range(0, len(where), chunk):
         part = where[start : start + chunk]
         q = np.zeros((len(part),) + (4,) * n)
