@@ -212,3 +212,29 @@ def test_expected_shadow_variance_of_a_random_plan_includes_the_bases():
     assert np.allclose(est[live], exact[live], rtol=0.1)
     # given the bases the variance is often far smaller than over them
     assert np.all(cond_var[live] < exact[live])
+
+
+def test_one_output_water_filling_is_exact():
+    """The closed-form one-output split spends the budget and is never worse than the
+    general Newton/bisection solver (run on the same problem with a second, empty output)."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        num = int(rng.integers(1, 30))
+        a = np.where(
+            rng.random(num) < 0.2, 1e300, rng.exponential(1, num) * rng.choice([0, 1, 10], num)
+        )
+        u = np.where(rng.random(num) < 0.1, 0.0, rng.exponential(1, num))
+        budget = float(rng.integers(1, 5000))
+        exact = allocation._water_fill(a, u, budget)
+        general = allocation._optimal_ps(
+            np.stack([a, np.zeros(num)], 1), np.stack([u, np.zeros(num)], 1), budget
+        )
+        safe = np.where(u > 0, u, 1.0)
+
+        def objective(m, a=a, u=u, safe=safe):
+            return np.sum(np.where(u > 0, 1.0 / (a + m / safe), 0.0))
+
+        assert np.all(exact >= 0)
+        assert objective(exact) <= objective(general) * (1 + 1e-9) + 1e-300
+        if np.any((u > 0) & (a < 1e200)):
+            assert np.isclose(2 * exact.sum(), budget, rtol=1e-9)
