@@ -22,7 +22,7 @@ from pennylane.tape import QuantumScript
 
 from .allocation import Allocation, allocate
 from .circuit import PauliSum, RotationCircuit, output_observables
-from .estimators.light_cone import GradientBlocks, gradient_blocks
+from .estimators.light_cone import GradientBlocks, generator_coefficients, gradient_blocks
 from .parameter_shift import (
     MIN_SHIFT_SHOTS,
     ShiftPlan,
@@ -48,6 +48,9 @@ VARIANCE_FLOOR = 0.01
 #: Largest light-cone block (``rows * outputs * 4**k`` coefficients) whose shadow variance is
 #: planned; larger blocks (deep circuits on many qubits) are planned as parameter-shift only.
 MAX_PLAN_WORDS = 2**22
+
+#: Below this many coefficients (``4**n * M * outputs``) the whole register is one block.
+_ONE_BLOCK_WORDS = 2**18
 
 #: ``gamma`` coefficients below this make a component exactly zero (outside the light cone or
 #: a generator commuting with the observable): it costs no shots.
@@ -134,7 +137,12 @@ def gradient_model(tape: QuantumScript, circuit: RotationCircuit, chosen) -> Gra
     """Simulate the ideal circuit and its shifted copies; exact variances of both estimators."""
     n = circuit.num_qubits
     observables = output_observables(tape, circuit.wire_order)
-    blocks = gradient_blocks(circuit, observables, max_words=MAX_PLAN_WORDS)
+    if 4**n * circuit.num_params * len(observables) <= _ONE_BLOCK_WORDS:
+        # small registers: one pass of the generator carry beats per-block passes
+        gammas = [generator_coefficients(circuit, o) for o in observables]
+        blocks = GradientBlocks.from_full(gammas, n)
+    else:
+        blocks = gradient_blocks(circuit, observables, max_words=MAX_PLAN_WORDS)
     chosen_mask = np.zeros(circuit.num_params, dtype=bool)
     chosen_mask[list(chosen)] = True
     active = np.zeros(circuit.num_params, dtype=bool)
