@@ -66,18 +66,23 @@ class GradientRecord:
     >>> import numpy as np
     >>> import pennylane as qml
     >>> import pennylane_shadowgrad as sg
-    >>> dev = qml.device("default.qubit", seed=7)
-    >>> @qml.qnode(dev, diff_method="shadow", shots=2000, gradient_kwargs={"strategy": "pure"})
-    ... def f(x):
-    ...     qml.RX(x, 0)
-    ...     return qml.expval(qml.Z(0))
-    >>> with sg.record() as rec:
-    ...     g = qml.grad(f)(qml.numpy.array(0.4, requires_grad=True))
-    >>> r = rec[0]
-    >>> r.num_qubits, r.num_params, r.groups, r.plan
-    (1, 1, 20, 'all 3**n bases, 3 bases, 20 groups')
-    >>> low, high = r.confidence_interval(0.95)[0]  # Student-t, groups - 1 degrees of freedom
-    >>> bool(low[0] < -np.sin(0.4) < high[0])
+    >>> @qml.qnode(qml.device("default.qubit", seed=3), diff_method="shadow", shots=3000)
+    ... def circuit(w):
+    ...     qml.RY(w[0], 0)
+    ...     qml.RY(w[1], 1)
+    ...     qml.CNOT([0, 1])
+    ...     return qml.expval(qml.Z(1))
+    >>> with sg.record() as records:
+    ...     qml.grad(circuit)(qml.numpy.array([0.2, 0.9]))
+    array(...)
+    >>> rec = records[0]
+    >>> rec.strategy, rec.num_qubits, rec.num_params
+    ('auto', 2, 2)
+    >>> rec.split["shadow_snapshots"] + rec.split["parameter_shift_shots"] <= 3000
+    True
+    >>> low, high = rec.confidence_interval(0.95)[0]  # Student-t with rec.dof
+    >>> exact = [-np.sin(0.2) * np.cos(0.9), -np.cos(0.2) * np.sin(0.9)]
+    >>> bool(np.all((low <= exact) & (exact <= high)))
     True
     """
 
