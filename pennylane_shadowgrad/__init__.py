@@ -10,9 +10,12 @@ from .registration import check_pennylane_version as _check_pennylane_version
 _check_pennylane_version()
 
 from . import registration  # noqa: E402
+from .hessian import shadow_hessian  # noqa: E402
+from .metric_tensor import shadow_metric_tensor  # noqa: E402
 from .multicopy import gentle_multicopy_grad  # noqa: E402
 from .planning import plan  # noqa: E402
 from .resources import GradientRecord, record  # noqa: E402
+from .second_order import shadow_second_order  # noqa: E402
 from .shadow_gradient import shadow_grad  # noqa: E402
 
 registration.register("shadow", shadow_grad)
@@ -28,4 +31,7 @@ __all__ = [
     "record",
     "registration",
     "shadow_grad",
+    "shadow_hessian",
+    "shadow_metric_tensor",
+    "shadow_second_order",
 ]

@@ -95,6 +95,42 @@ def generator_coefficients(
     return out
 
 
+def carried_generators(circuit: RotationCircuit) -> tuple[list[int], np.ndarray]:
+    """Every trainable rotation's generator carried forward to the output, ``Q_a``.
+
+    Returns ``(gates, q)``: the gate index of each trainable rotation in circuit order, and the
+    Pauli coefficients ``q[a, P] = Tr(P Q_a)`` with ``Q_a = A_a P_a A_a^dag`` (``A_a`` the
+    gates after rotation ``a``), shape ``(len(gates), 4**n)``. All rows are carried together:
+    ``O(R 4^n)`` per gate.
+
+    **Example**
+
+    >>> import pennylane as qml
+    >>> from pennylane_shadowgrad.circuit import rotation_form
+    >>> tape = qml.tape.QuantumScript([qml.RX(0.3, 0), qml.Hadamard(0)])
+    >>> tape.trainable_params = [0]
+    >>> gates, q = carried_generators(rotation_form(tape))
+    >>> gates, np.abs(q).round(3)  # H X H = Z: the coefficient Tr(Z Q) = 2
+    ([0], array([[0., 0., 0., 2.]]))
+    """
+    n = circuit.num_qubits
+    where = [g for g, gate in enumerate(circuit.gates) if _is_param(gate)]
+    q = np.zeros((len(where),) + (4,) * n)
+    if not where:
+        return where, q.reshape(0, 4**n)
+    row = {g: a for a, g in enumerate(where)}
+    for g in range(where[0], len(circuit.gates)):
+        gate = circuit.gates[g]
+        if g > where[0]:
+            q = _forward(q, gate)
+        if g in row:
+            idx = [row[g]] + [0] * n
+            for w, d in zip(gate.wires, gate.digits):
+                idx[1 + w] = d
+            q[tuple(idx)] = 2.0**n
+    return where, q.reshape(len(where), -1)
+
+
 def gradient_support(circuit: RotationCircuit, observables: list[PauliSum]) -> np.ndarray:
     """Qubit positions that carry every ``G_j`` of every observable (sorted).
 
