@@ -117,7 +117,7 @@ def allocate(
     total: int,
     active: np.ndarray | None = None,
     min_shadow: int = 1,
-    grid: int = 16,
+    grid: int = 10,
     groups=1,
     allow_no_shadow: bool = True,
 ) -> Allocation:
@@ -177,6 +177,8 @@ def allocate(
         c_, d_ = b_ - g * (b_ - a_), a_ + g * (b_ - a_)
         fc, fd = evaluate(c_)[0], evaluate(d_)[0]
         for _ in range(16):  # one new evaluation per step; shrinks the bracket by 5e-4
+            if b_ - a_ < 1e-3 * b_:  # the objective is flat at the optimum: 0.1% is enough
+                break
             if fc < fd:
                 b_, d_, fd = d_, c_, fc
                 c_ = b_ - g * (b_ - a_)

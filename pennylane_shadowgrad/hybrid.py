@@ -35,6 +35,7 @@ from .snapshots import MAX_AUTO_BASES, SnapshotPlan, make_plan
 from .variance import (
     expected_block_shadow_variance,
     reduced_pauli_expectations,
+    shift_list,
     shift_variances,
     simulate,
 )
@@ -157,9 +158,10 @@ def gradient_model(tape: QuantumScript, circuit: RotationCircuit, chosen) -> Gra
     unplanned = np.zeros(circuit.num_params, dtype=bool)
     unplanned[blocks.skipped] = True
     unplanned &= active
-    psi = simulate(circuit)[0]
-    x = [reduced_pauli_expectations(psi, n, support) for support, _, _ in blocks.blocks]
-    u_exact = shift_variances(circuit, observables, np.flatnonzero(active))
+    components = np.flatnonzero(active)
+    states = simulate(circuit, shift_list(components))  # the circuit, then its shifted copies
+    x = [reduced_pauli_expectations(states[0], n, support) for support, _, _ in blocks.blocks]
+    u_exact = shift_variances(circuit, observables, components, states[1:])
     groups = measurement_groups(observables)
     l1 = np.zeros(len(observables))
     for words in groups:

@@ -124,21 +124,28 @@ def group_statistics(
     return mean, np.clip(second - mean**2, 0.0, None)
 
 
+def shift_list(components) -> list[tuple[int, float]]:
+    """The ``(parameter, sign)`` shifts of :func:`simulate` for parameter-shift components."""
+    return [(int(j), s) for j in components for s in (1.0, -1.0)]
+
+
 def shift_variances(
-    circuit: RotationCircuit, observables: list[PauliSum], components
+    circuit: RotationCircuit, observables: list[PauliSum], components, states=None
 ) -> np.ndarray:
     """Exact per-shot parameter-shift variance ``u[j, o] = scale^2 sum_g (Var_+ + Var_-) / 4``.
 
     One "shot" is one shot of each measured group (each group its own tape, so component
     ``j`` costs ``2 G m`` counted shots at ``m`` shots per tape). Rows of ``components`` only.
+    ``states``: the shifted states ``simulate(circuit, shift_list(components))[1:]`` if
+    already computed.
     """
     n = circuit.num_qubits
     components = [int(j) for j in components]
     u = np.zeros((circuit.num_params, len(observables)))
     if not components:
         return u
-    shifts = [(j, s) for j in components for s in (1.0, -1.0)]
-    psi = simulate(circuit, shifts)[1:]
+    shifts = shift_list(components)
+    psi = simulate(circuit, shifts)[1:] if states is None else states
     groups = measurement_groups(observables)
     total = np.zeros((len(shifts), len(observables)))
     for words in groups:

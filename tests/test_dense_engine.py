@@ -264,3 +264,26 @@ def test_sweep_is_linear_and_batched():
     x_before = x.copy()
     gradient_functional(circuit, obs, x)
     np.testing.assert_array_equal(x, x_before)  # the input is not modified
+
+
+@pytest.mark.parametrize("wires", [(1,), (0, 2), (3, 1, 2), (0, 1, 2, 3)])
+def test_small_and_large_array_paths_agree(wires, monkeypatch):
+    """The in-place slice path (large arrays) and the vectorised path (small arrays) of the
+    Heisenberg steps give the same coefficients for rotations and fixed gates."""
+    from pennylane_shadowgrad.circuit import FixedGate, PauliRotation
+    from pennylane_shadowgrad.estimators import dense
+
+    rng = np.random.default_rng(len(wires))
+    h = rng.normal(size=(3,) + (4,) * 5)
+    digits = tuple(int(d) for d in rng.integers(1, 4, len(wires)))
+    rotation = PauliRotation(wires, digits, 0.73)
+    fixed = FixedGate(wires, unitary_group.rvs(2 ** len(wires), random_state=len(wires)))
+    out = {}
+    for name, small in (("vectorised", 10**9), ("slices", 0)):
+        monkeypatch.setattr(dense, "_SMALL", small)
+        out[name] = (
+            dense._apply_rotation(h.copy(), rotation),
+            dense._apply_fixed(h.copy(), fixed),
+        )
+    for a, b in zip(out["vectorised"], out["slices"]):
+        assert np.allclose(a, b, atol=1e-12)

@@ -53,6 +53,10 @@ def _product_action(digits: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np
 #: per-word slicing (4^k slices).
 _SLICE_MAX_WIRES = 3
 
+#: Arrays of at most this many coefficients take the vectorised (gather / tensordot) path even
+#: for few wires: fewer numpy calls beat the in-place slices when the arrays are small.
+_SMALL = 2**16
+
 
 def _view(h: np.ndarray, wires: tuple[int, ...], local: int) -> tuple:
     """Basic index selecting local word ``local`` (flat over ``wires``) in a batched array."""
@@ -89,7 +93,7 @@ def _apply_rotation(h: np.ndarray, gate: PauliRotation, work: dict | None = None
     perm, anti, sign = _product_action(gate.digits)
     cos, sin = np.cos(gate.angle), np.sin(gate.angle)
     k = len(gate.wires)
-    if k <= _SLICE_MAX_WIRES:
+    if k <= _SLICE_MAX_WIRES and h.size > _SMALL:
         for r in np.flatnonzero(anti):
             partner = int(perm[r])
             if partner < r:
@@ -143,7 +147,7 @@ def _apply_fixed(h: np.ndarray, gate: FixedGate, out: np.ndarray | None = None) 
     """
     k = len(gate.wires)
     t = transfer_matrix(gate.matrix)
-    if k <= _SLICE_MAX_WIRES:
+    if k <= _SLICE_MAX_WIRES and h.size > _SMALL:
         out = np.empty_like(h) if out is None else out
         for r in range(4**k):
             cols = np.flatnonzero(np.abs(t[r]) > 1e-12)

@@ -79,16 +79,17 @@ def generator_coefficients(
         part = where[start : start + chunk]
         q = np.zeros((len(part),) + (4,) * n)
         first = part[0][0]
+        starts = {g_j: row for row, (g_j, _) in enumerate(part)}
         for g in range(first, len(circuit.gates)):
             gate = circuit.gates[g]
             if g > first:
                 q = _forward(q, gate)
-            for row, (g_j, gate_j) in enumerate(part):
-                if g_j == g:
-                    idx = [row] + [0] * n
-                    for w, d in zip(gate_j.wires, gate_j.digits):
-                        idx[1 + w] = d
-                    q[tuple(idx)] = 2.0**n  # coefficients Tr(P Q) of Q = P_j
+            row = starts.get(g)
+            if row is not None:
+                idx = [row] + [0] * n
+                for w, d in zip(gate.wires, gate.digits):
+                    idx[1 + w] = d
+                q[tuple(idx)] = 2.0**n  # coefficients Tr(P Q) of Q = P_j
         h = commutator_coefficients(obs, q)  # Tr(R i[O, Q_j])
         for row, (_, gate_j) in enumerate(part):
             out[gate_j.param] -= 0.5 * gate_j.scale * h[row].reshape(-1) / 2.0**n
