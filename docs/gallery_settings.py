@@ -3,7 +3,7 @@
 ``full`` (default)
     Every demo in ``demos/`` runs as written; its printed output and figures appear in the
     gallery. Demos whose optional dependencies (PyTorch, JAX) are not installed are shown
-    as code only, and the build log says which. All five demos take about 30 s on two cores.
+    as code only, and the build log says which. All six demos take about 40 s on two cores.
 ``quick``
     Every demo runs with ``--quick`` (fewer training steps), for a fast check while editing.
 ``none``
@@ -33,6 +33,7 @@ ORDER = (
     "shot_frugal_training.py",
     "torch_classifier.py",
     "jax_jit_training.py",
+    "quantum_natural_gradient.py",
     "multicopy_fidelity.py",
 )
 
