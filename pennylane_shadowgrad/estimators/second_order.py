@@ -1,4 +1,4 @@
-"""Second-order functionals of a state estimate: Hessian entries and generator covariances.
+"""Hessian entries and generator covariances of a state estimate (docs/math.md).
 
 With ``Q_a`` the generator of rotation ``a`` (``exp(-i phi_a P_a / 2)``) carried forward to
 the output and ``G_b = (i/2)[Q_b, O]`` its gradient observable, every second derivative of
