@@ -618,3 +618,41 @@ def test_refuses_non_autograd_arguments():
 
     with pytest.raises(TypeError, match="NumPy/autograd"):
         sg.shadow_hessian(circuit)(torch.tensor(0.3, requires_grad=True))
+
+
+def test_default_random_plan_is_unbiased():
+    """The default plan below 2 * 3**n snapshots (random bases, coverage-corrected, one shot per
+    basis) keeps the Hessian and the metric unbiased: the mean of many rounds, with outcomes
+    drawn from the exact laws, is within Z standard errors of the exact values."""
+    n, reps, total = 3, 400, 40
+    rng = np.random.default_rng(21)
+    spec = _random_spec(n, 2, 8, rng)
+    observables = [_random_observable(n, rng, hamiltonian=True)]
+    sampled, exact = _qnodes(n, spec, observables, shots=total, seed=0)
+    x = pnp.array(rng.uniform(-1, 1, 2))
+    prep = prepare(sampled, (x,), {}, {}, hessian=True)
+    law = PlanLaw(_state(prep), n)
+    index = {b: k for k, b in enumerate(law.bases)}
+    ops = SecondOrderOperators(prep.circuit)
+    j = prep.cjac[0]
+    hess, metric = [], []
+    for _ in range(reps):
+        plan = make_plan(n, total, bases="auto", groups=20, seed=rng)
+        assert plan.random
+        outcomes = []
+        for b, s in zip(plan.bases, plan.shots):
+            p = law.probs[index[tuple(int(d) for d in b)]]
+            outcomes.append(rng.choice(2**n, size=int(s), p=p / p.sum()))
+        sums = ShadowSums(plan, outcomes)
+        est = sums.pooled()[None]
+        hess.append(_leaves(hessian_rows(prep, est)[0][0]))
+        second, _ = metric_parts(prep, est)
+        g = ops.means(sums.group_estimates())
+        tape_metric = 0.25 * (second[0] - pair_product(g[:, :, None], g[:, None, :]))
+        metric.append(np.ravel(j.T @ tape_metric @ j))
+    hess, metric = np.array(hess), np.array(metric)
+    ref_h = np.ravel(qml.jacobian(qml.jacobian(exact[0]))(x))
+    ref_m = np.ravel(qml.metric_tensor(exact[0], approx=None)(x))
+    for values, ref in ((hess, ref_h), (metric, ref_m)):
+        se = values.std(axis=0, ddof=1) / np.sqrt(reps)
+        assert np.all(np.abs(values.mean(0) - ref) <= Z * se + 1e-12), (values.mean(0), ref, se)
