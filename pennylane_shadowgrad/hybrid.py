@@ -241,7 +241,8 @@ def plan_round(
         if beta is None:
             # a complete plan needs two shots per basis for two replicate groups (an error
             # bar); below that, random bases
-            bases = "all" if 2 * complete <= min(size, 2 * MAX_AUTO_BASES) else min(size, 729)
+            full = complete <= MAX_AUTO_BASES and 2 * complete <= size
+            bases = "all" if full else min(size, MAX_AUTO_BASES)
             return make_plan(n, size, bases=bases, groups=groups_, seed=source)
         need = model.blocks.needed_words()
         return biased_plan(n, size, beta, need, groups=groups_, seed=source)
