@@ -1,25 +1,23 @@
-"""Guarantee check of diff_method="gentle-multicopy" (issue 4 acceptance).
+"""Guarantee check of diff_method="gentle-multicopy" (issues 4 and 11).
 
 Over seeded random 2-4 qubit circuits, both register variants, count runs with
 ``max_j |g_j - d_j f| > epsilon`` against exact gradients (analytic parameter-shift) and test
 ``P(failure) <= delta`` with a one-sided binomial test at 1%. A negative control divides the
-batch sizes by 10 (``batch_scale=0.1``) and is run through the same test, for the theoretical
-and for the calibrated constants; an optional sweep of larger divisors of the theoretical batch
-shows where the guarantee does break.
+batch sizes by 10 (``batch_scale=0.1``) and is run through the same test; ``divisor D`` runs
+batch / D, to show where the guarantee does break.
 
-    python benchmarks/multicopy_guarantee.py [runs] [calibrated_control_runs] [sweep_runs]
-    python benchmarks/multicopy_guarantee.py 200 200 --jobs 2   # the README table (~42 min)
-    python benchmarks/multicopy_guarantee.py divisor 1000 200 --jobs 2   # theory batch / 1000
-    python benchmarks/multicopy_guarantee.py calibrate [runs]   # tunes constants="calibrated"
-    python benchmarks/multicopy_guarantee.py calibrated [runs] [control_runs]  # + its control
-    python benchmarks/multicopy_guarantee.py calibrate-shift [runs]  # parameter-shift's divisor
+    python benchmarks/multicopy_guarantee.py [runs] [control_runs] [--jobs N] [OPTIONS]
+    python benchmarks/multicopy_guarantee.py divisor D [runs] [--jobs N] [OPTIONS]
 
-Add ``--jobs N`` to spread the runs over N processes (results do not depend on it: every run
-has its own seed). ``--quick`` runs a smoke test (6 runs per configuration, the slow
-calibrated control skipped); ``--help`` prints this text. A progress line is printed
-every 10% of the runs of each configuration.
-
-Calibration seeds (50000 + i) are disjoint from the test seeds (1000 + i).
+OPTIONS select the protocol (default: the package defaults, signed checks, coarse-to-fine
+schedule, random thresholds): ``--unsigned`` (checks="unsigned", fresh estimates),
+``--fixed`` (thresholds="fixed": valid only in the undisturbed-copies model),
+``--one-level`` (schedule=(1,)). ``--seed0 S`` moves the seeds (default 1000; nothing in the
+protocol was tuned on these seeds: the schedule (3, 2, 1.4, 1) and the constants are fixed
+a priori). ``--jobs N`` spreads the runs over N processes (results do not depend on it: every
+run has its own seed). ``--quick`` runs a smoke test (6 runs). A progress line is printed
+every 10% of the runs of each configuration. ``constants="calibrated"`` and its calibration
+were removed (issue 11).
 """
 
 from __future__ import annotations
@@ -151,102 +149,19 @@ def _line(label: str, r: dict) -> str:
     )
 
 
-def main(runs: int = 200, control_runs: int | None = None, sweep_runs: int = 0) -> None:
-    print(f"constants='theoretical' (the rigorous default), {runs} runs, test seeds 1000..")
-    print(_line("theory batch sizes", experiment(runs, 1)), flush=True)
-    print(_line("negative control: theory batch / 10", experiment(runs, 10)), flush=True)
-    calibrated(runs, control_runs)
-    # The rigorous batch is loose on these circuits: show where the guarantee breaks.
-    if sweep_runs:
-        for div in (30, 100, 300, 1000):
-            r = experiment(sweep_runs, div)
-            print(_line(f"theory batch / {div} ({sweep_runs} runs)", r), flush=True)
+#: Protocol options of every run (set from the command line).
+OPTIONS: dict = {}
+SEED0 = 1000
 
 
-def calibrated(runs: int = 200, control_runs: int | None = None) -> None:
-    """``constants="calibrated"`` on the test seeds, and its negative control (batch / 10).
-
-    The control is slow (about 25 s a run on average, 40 min for 200 runs with ``--jobs 2``:
-    tiny batches fire on noise, so it runs thousands of rounds, often up to ``max_rounds``);
-    ``control_runs`` (default ``runs``) sizes it separately. ``0`` skips it.
-    """
-    from pennylane_shadowgrad.multicopy import sweep
-
-    print(
-        f"constants='calibrated' (TUNED: batch / {sweep.CALIBRATED_BATCH_DIVISOR:g}, fresh "
-        f"estimate / {sweep.CALIBRATED_ESTIMATE_DIVISOR:g}), {runs} runs, test seeds 1000.."
-    )
-    if runs:
-        r = experiment(runs, 1, constants="calibrated")
-        print(_line("calibrated sizes", r), flush=True)
+def main(runs: int = 200, control_runs: int | None = None) -> None:
     control_runs = runs if control_runs is None else control_runs
+    label = ", ".join(f"{k}={v!r}" for k, v in OPTIONS.items()) or "package defaults"
+    print(f"gentle-multicopy ({label}), {runs} runs, test seeds {SEED0}..", flush=True)
+    print(_line("rigorous batch sizes", experiment(runs, 1, SEED0, **OPTIONS)), flush=True)
     if control_runs:
-        r = experiment(control_runs, 10, constants="calibrated")
-        print(_line(f"negative control: calibrated batch / 10 ({control_runs} runs)", r))
-
-
-#: Divisors tried by the calibration (batch and fresh-estimate sizes divided alike).
-CALIBRATION_GRID = tuple(2**k for k in range(1, 13))  # 2 .. 4096, stops at the first failure
-
-
-def calibrate(runs: int = 200) -> None:
-    """The tuning procedure of ``constants="calibrated"`` (see ``multicopy.sweep``)."""
-    from pennylane_shadowgrad.multicopy import sweep
-
-    best = 1
-    for d in CALIBRATION_GRID:
-        sweep.CALIBRATED_BATCH_DIVISOR = sweep.CALIBRATED_ESTIMATE_DIVISOR = float(d)
-        r = experiment(runs, 1, seed0=50000, constants="calibrated")
-        ok = r["failures"] <= DELTA / 2 * runs
-        print(_line(f"calibration, sizes / {d}", r) + ("  [ok]" if ok else "  [too small]"))
-        if not ok:
-            break
-        best = d
-    print(f"largest divisor with failure rate <= delta/2: {best}; tuned divisor max(1, {best}/2)")
-
-
-def shift_failures(runs: int, divisor: float, seed0: int = 50000) -> int:
-    """Parameter-shift with its theoretical shots / ``divisor``, outcomes sampled exactly.
-
-    Both test observables have two eigenvalues, so each shot is a Bernoulli draw of the upper
-    eigenvalue; a run fails when ``max_j |g_j - d_j f| > eps``.
-    """
-    from pennylane_shadowgrad.multicopy.report import parameter_shift_sizing
-
-    dev = qml.device("default.qubit")
-    rng = np.random.default_rng(seed0)
-    failures = 0
-    for i in range(runs):
-        tape = random_tape(seed0 + i, "two" if i % 2 else "single")
-        mat = qml.matrix(tape.measurements[0].obs, wire_order=tape.wires)
-        evals = np.linalg.eigvalsh(mat)
-        lo, hi = evals[0], evals[-1]
-        m = len(tape.trainable_params)
-        shots = parameter_shift_sizing(m, 1, (hi - lo) / 2, EPSILON, DELTA, True)
-        n_shots = max(1, int(np.ceil(shots["shots_per_circuit"] / divisor)))
-        tapes, fn = qml.gradients.param_shift(tape)
-        vals = np.array(qml.execute(tapes, dev), dtype=float)
-        q = np.clip((vals - lo) / (hi - lo), 0, 1)
-        sampled = lo + (hi - lo) * rng.binomial(n_shots, q) / n_shots
-        est = np.array(fn(list(sampled)), dtype=float)
-        failures += bool(np.max(np.abs(est - fn(list(vals)))) > EPSILON)
-    return failures
-
-
-def calibrate_shift(runs: int = 200) -> None:
-    """The same tuning procedure for parameter-shift's shots (``CALIBRATED_SHIFT_DIVISOR``)."""
-    best = 1
-    for d in CALIBRATION_GRID:
-        f = shift_failures(runs, d)
-        ok = f <= DELTA / 2 * runs
-        print(
-            f"parameter-shift calibration, shots / {d}: {f}/{runs} failures  "
-            + ("[ok]" if ok else "[too small]")
-        )
-        if not ok:
-            break
-        best = d
-    print(f"largest divisor with failure rate <= delta/2: {best}; tuned divisor max(1, {best}/2)")
+        r = experiment(control_runs, 10, SEED0, **OPTIONS)
+        print(_line(f"negative control: batch / 10 ({control_runs} runs)", r), flush=True)
 
 
 if __name__ == "__main__":
@@ -261,16 +176,23 @@ if __name__ == "__main__":
         k = args.index("--jobs")
         JOBS = int(args[k + 1])
         del args[k : k + 2]
-    if quick:  # smoke test: a few runs of each configuration, the slow control skipped
-        main(6, 0)
-    elif args and args[0] == "calibrate-shift":
-        calibrate_shift(int(args[1]) if len(args) > 1 else 200)
-    elif args and args[0] == "calibrate":
-        calibrate(int(args[1]) if len(args) > 1 else 200)
-    elif args and args[0] == "divisor":  # theory batch / D: where the default's guarantee breaks
+    if "--seed0" in args:
+        k = args.index("--seed0")
+        SEED0 = int(args[k + 1])
+        del args[k : k + 2]
+    for flag, opt in (
+        ("--unsigned", {"checks": "unsigned"}),
+        ("--fixed", {"thresholds": "fixed"}),
+        ("--one-level", {"schedule": (1,)}),
+    ):
+        if flag in args:
+            args.remove(flag)
+            OPTIONS.update(opt)
+    if quick:  # smoke test: a few runs of each configuration
+        main(6, 6)
+    elif args and args[0] == "divisor":  # batch / D: where the guarantee breaks
         d, n = float(args[1]), int(args[2]) if len(args) > 2 else 200
-        print(_line(f"theory batch / {d:g} ({n} runs)", experiment(n, d)), flush=True)
-    elif args and args[0] == "calibrated":
-        calibrated(*(int(a) for a in args[1:]))
+        r = experiment(n, d, SEED0, **OPTIONS)
+        print(_line(f"batch / {d:g} ({n} runs)", r), flush=True)
     else:
         main(*(int(a) for a in args))

@@ -98,6 +98,11 @@ class MockEngine:
         self.log.append(("check", j))
         return abs(self.e[j] - prediction) > threshold
 
+    def check_signed(self, j, prediction, threshold):
+        self.log.append(("check", j))
+        d = self.e[j] - prediction
+        return int(np.sign(d)) if abs(d) > threshold else 0
+
     def estimate(self, j, copies):
         self.log.append(("estimate", j, copies))
         return round(self.e[j] * copies)
@@ -106,7 +111,8 @@ class MockEngine:
         return {}
 
 
-def test_protocol_learns_from_outcomes_only():
+@pytest.mark.parametrize("checks", ["signed", "unsigned"])
+def test_protocol_learns_from_outcomes_only(checks):
     """The protocol reaches a certified hypothesis using only the mock's answers."""
     rng = np.random.default_rng(3)
     n = 2
@@ -118,7 +124,7 @@ def test_protocol_learns_from_outcomes_only():
         gens.append(h / np.abs(np.linalg.eigvalsh(h)).max())
     scale = 1.0
     truth = np.array([np.trace(g @ rho).real for g in gens])
-    const = protocol_constants(n, len(gens), 0.1, 0.05)
+    const = protocol_constants(n, len(gens), 0.1, 0.05, checks=checks)
     engine = MockEngine(0.5 * (1 + truth / scale), rng)
     result = run_protocol(
         n,
@@ -136,6 +142,10 @@ def test_protocol_learns_from_outcomes_only():
     assert engine.log[0] == ("batch", result.batch_sizes[0])
     assert [e[1] for e in engine.log if e[0] == "batch"] == result.batch_sizes
     assert [e[2] for e in engine.log if e[0] == "estimate"] == result.estimate_sizes
+    if checks == "signed":
+        assert not result.estimate_sizes  # signed checks need no fresh estimate
+        assert result.levels == sorted(result.levels)  # coarse to fine, never back
+        assert result.levels[-1] == len(const.levels) - 1
     assert result.updates <= result.mistake_bound
     checks = [entry[1] for entry in engine.log if entry[0] == "check"]
     assert len(checks) == result.checks

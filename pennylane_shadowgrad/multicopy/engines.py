@@ -1,8 +1,11 @@
 """Execution engines: the only place that touches a quantum state (docs/math.md).
 
-An engine answers three questions and nothing else: start a fresh batch of ``b`` copies
+An engine answers four questions and nothing else: start a fresh batch of ``b`` copies
 (``new_batch``), does the threshold check ``|count_j / b - p_j| > theta_j`` fire on the current
-batch (``check``), and how many of ``m`` fresh copies gave the ``E_j`` outcome (``estimate``).
+batch (``check``), does the signed (three-outcome) check fire high (``count_j / b > p_j +
+theta_j``: ``+1``), low (``-1``) or not at all (``0``) (``check_signed``), and how many of ``m``
+fresh copies gave the ``E_j`` outcome (``estimate``). The silent outcome of a signed check is
+the same instrument element as that of the unsigned check, so its disturbance is the same.
 The protocol in :mod:`.sweep` sees only these outcomes.
 
 * :class:`StatisticalEngine` draws each check from the law of the batch average on *undisturbed*
@@ -42,6 +45,8 @@ class Engine(Protocol):
 
     def check(self, j: int, prediction: float, threshold: float) -> bool: ...
 
+    def check_signed(self, j: int, prediction: float, threshold: float) -> int: ...
+
     def estimate(self, j: int, copies: int) -> int: ...
 
     def report(self) -> dict: ...
@@ -54,6 +59,16 @@ def ideal_fire_probability(batch: int, expectation: float, prediction: float, th
         return 1.0
     silent = binom.cdf(hi, batch, expectation) - binom.cdf(lo - 1, batch, expectation)
     return float(min(1.0, max(0.0, 1.0 - silent)))
+
+
+def ideal_signed_probabilities(
+    batch: int, expectation: float, prediction: float, threshold: float
+) -> tuple[float, float]:
+    """``(P(fire high), P(fire low))`` of a signed check on undisturbed copies."""
+    lo, hi = fire_window(batch, prediction, threshold)
+    high = float(binom.sf(hi, batch, expectation))
+    low = float(binom.cdf(lo - 1, batch, expectation)) if lo > 0 else 0.0
+    return high, low
 
 
 class StatisticalEngine:
@@ -80,13 +95,18 @@ class StatisticalEngine:
         self.batch_bounds.append(0.0)
 
     def check(self, j: int, prediction: float, threshold: float) -> bool:
-        eta = ideal_fire_probability(self._batch, self._e[j], prediction, threshold)
+        return bool(self.check_signed(j, prediction, threshold))
+
+    def check_signed(self, j: int, prediction: float, threshold: float) -> int:
+        high, low = ideal_signed_probabilities(self._batch, self._e[j], prediction, threshold)
+        eta = min(1.0, high + low)
         self.fire_probabilities.append((len(self.batch_bounds) - 1, j, eta))
         self.batch_bounds[-1] += self._distance / 2
-        fired = bool(self._rng.random() < eta)
-        if not fired:
-            self._distance += 2 * math.sqrt(min(1.0, eta + self._distance / 2))
-        return fired
+        u = self._rng.random()
+        if u < eta:
+            return 1 if u < high else -1
+        self._distance += 2 * math.sqrt(min(1.0, eta + self._distance / 2))
+        return 0
 
     def estimate(self, j: int, copies: int) -> int:
         return int(self._rng.binomial(copies, self._e[j]))
@@ -176,14 +196,20 @@ class ExactEngine:
         self._batches += 1
 
     def check(self, j: int, prediction: float, threshold: float) -> bool:
+        return bool(self.check_signed(j, prediction, threshold))
+
+    def check_signed(self, j: int, prediction: float, threshold: float) -> int:
+        """Three-outcome Lüders instrument: counts above, below or inside the window."""
         lam, vec = self._eig(j)
         b = self._batch
         amp = _apply_each(self._amp, vec.conj().T, b)
         lo, hi = fire_window(b, prediction, threshold)
         dist = _count_distribution(lam, b)
         silent = dist[..., lo : hi + 1].sum(-1) if lo <= hi else np.zeros(dist.shape[:-1])
+        above = dist[..., max(hi + 1, 0) :].sum(-1)
         weights = np.abs(amp) ** 2
         p_fire = float(np.clip(np.sum(weights * (1 - silent)), 0.0, 1.0))
+        p_high = float(np.clip(np.sum(weights * above), 0.0, p_fire))
         self.fire_probabilities.append((self._batches, j, p_fire))
         self.ideal_fire_probabilities.append(
             (
@@ -192,12 +218,18 @@ class ExactEngine:
                 ideal_fire_probability(b, self.expectation(j), prediction, threshold),
             )
         )
-        fired = bool(self._rng.random() < p_fire)
-        kraus = np.sqrt(np.clip(1 - silent if fired else silent, 0.0, 1.0))
-        amp = amp * kraus
+        u = self._rng.random()
+        sign = (1 if u < p_high else -1) if u < p_fire else 0
+        if sign == 0:
+            element = silent
+        elif sign > 0:
+            element = above
+        else:
+            element = 1 - silent - above
+        amp = amp * np.sqrt(np.clip(element, 0.0, 1.0))
         amp /= np.linalg.norm(amp)
         self._amp = _apply_each(amp, vec, b)
-        return fired
+        return sign
 
     def estimate(self, j: int, copies: int) -> int:
         return int(self._rng.binomial(copies, np.clip(self.expectation(j), 0.0, 1.0)))

@@ -31,8 +31,7 @@ from ..resources import GradientRecord, _publish, is_recording
 from . import hypothesis as hyp
 from . import report as cost
 from .engines import ExactEngine, StatisticalEngine
-from .sweep import protocol_constants, run_protocol
-from .threshold_search import THRESHOLD_HIGH, THRESHOLD_LOW
+from .sweep import _REMOVED_CALIBRATED, DEFAULT_SCHEDULE, protocol_constants, run_protocol
 
 _OPTIONS = {
     "argnum",
@@ -45,6 +44,9 @@ _OPTIONS = {
     "max_rounds",
     "constants",
     "batch_scale",
+    "checks",
+    "schedule",
+    "thresholds",
 }
 #: The dense hypothesis holds 4**n entries and its update diagonalises a 2**n matrix.
 MAX_QUBITS = 10
@@ -67,8 +69,22 @@ def _validate_options(kwargs: dict) -> None:
         raise ValueError("register must be 'auto', 'single' or 'two'.")
     if kwargs.get("engine", "statistical") not in ("statistical", "exact"):
         raise ValueError("engine must be 'statistical' or 'exact'.")
-    if kwargs.get("constants", "theoretical") not in ("theoretical", "calibrated"):
-        raise ValueError("constants must be 'theoretical' or 'calibrated'.")
+    if kwargs.get("constants", "theoretical") == "calibrated":
+        raise ValueError(_REMOVED_CALIBRATED)
+    if kwargs.get("constants", "theoretical") != "theoretical":
+        raise ValueError("constants must be 'theoretical'.")
+    if kwargs.get("checks", "signed") not in ("signed", "unsigned"):
+        raise ValueError("checks must be 'signed' or 'unsigned'.")
+    if kwargs.get("thresholds", "random") not in ("random", "fixed"):
+        raise ValueError("thresholds must be 'random' or 'fixed'.")
+    schedule = kwargs.get("schedule", DEFAULT_SCHEDULE)
+    if schedule is not None:
+        try:
+            mult = [float(m) for m in schedule]
+        except TypeError as err:
+            raise ValueError("schedule must be a sequence of multipliers >= 1.") from err
+        if not mult or min(mult) < 1 or not all(np.isfinite(mult)):
+            raise ValueError(f"schedule must be a sequence of multipliers >= 1, got {schedule}.")
     scale = kwargs.get("batch_scale", 1.0)
     if scale is not None and not float(scale) > 0:
         raise ValueError(f"batch_scale must be positive, got {scale}.")
@@ -169,9 +185,7 @@ def _dense_coefficients(ps: PauliSum, n: int) -> np.ndarray:
     return x
 
 
-def _choose_register(
-    register, ob: _Observable, checks, circuit, eps_rot, delta, max_rounds, mode="theoretical"
-):
+def _choose_register(register, ob: _Observable, checks, circuit, eps_rot, delta, opts):
     """Pick the variant with fewer estimated gate applications per batch (rank decides)."""
     n, num_gates = circuit.num_qubits, len(circuit.gates)
     weights = _weights(checks, circuit)
@@ -179,9 +193,7 @@ def _choose_register(
     for variant, s in (("single-register", ob.half_width), ("two-register", ob.s2)):
         if s <= 0:
             continue
-        const = protocol_constants(
-            n, checks.num_checks, min(1.0, eps_rot / (2 * s)), delta, None, max_rounds, mode
-        )
+        const = _constants(n, checks.num_checks, min(1.0, eps_rot / (2 * s)), opts, False)
         per = cost.check_gates(
             variant, checks.gate_index, weights, num_gates, n, len(ob.paulis), const.batch
         )
@@ -204,6 +216,22 @@ def _choose_register(
         + f"; chose {best}"
     )
     return best, reason, estimates
+
+
+def _constants(n, num_checks, eps_e, opts, user_batch=True):
+    return protocol_constants(
+        n,
+        num_checks,
+        eps_e,
+        opts["delta"],
+        opts["batch_size"] if user_batch else None,
+        opts["max_rounds"],
+        "theoretical",
+        opts["batch_scale"] if user_batch else 1.0,
+        opts["checks"],
+        opts["schedule"],
+        opts["thresholds"],
+    )
 
 
 def _weights(checks, circuit) -> np.ndarray:
@@ -302,8 +330,7 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
         circuit,
         eps_rot,
         opts["delta"],
-        opts["max_rounds"],
-        opts["constants"],
+        opts,
     )
     scale = ob.half_width if variant == "single-register" else ob.s2
     if scale <= 0 or checks.num_checks == 0:
@@ -311,16 +338,7 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
             variant, reason, opts, ob, scale, start, checks.num_checks == 0
         )
     eps_e = min(1.0, eps_rot / (2 * scale))
-    const = protocol_constants(
-        n,
-        checks.num_checks,
-        eps_e,
-        opts["delta"],
-        opts["batch_size"],
-        opts["max_rounds"],
-        opts["constants"],
-        opts["batch_scale"],
-    )
+    const = _constants(n, checks.num_checks, eps_e, opts)
     engine = _make_engine(opts["engine"], ob, checks, variant, scale, rho, rng)
     effects: dict[int, np.ndarray] = {}
     if checks.num_checks * 4**n <= hyp.DENSE_MAX_ENTRIES:
@@ -417,7 +435,6 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
         eps_rot,
         opts["delta"],
         ob.two_outcome,
-        opts["constants"],
     )
     ps_sizing["quantum_memory_qubits"] = n
     report = {
@@ -434,7 +451,21 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
         "half_width": ob.half_width,
         "observable_rank": ob.rank,
         "constants": {
-            "mode": const.mode,
+            "mode": "theoretical",
+            "checks": "signed" if const.signed else "unsigned",
+            "levels": list(const.levels),
+            "rounds_per_level": [result.levels.count(k) for k in range(len(const.levels))],
+            "batch_copies_per_level": [
+                int(sum(b for b, lv in zip(sizes, result.levels) if lv == k))
+                for k in range(len(const.levels))
+            ],
+            "thresholds": const.thresholds,
+            "thresholds_validity": (
+                "fixed thresholds: valid only in the undisturbed-copies model of the "
+                "statistical engine; the gentleness (damage) argument needs random thresholds"
+                if const.thresholds == "fixed"
+                else "random thresholds (Badescu-O'Donnell), as the gentleness argument needs"
+            ),
             "batch_size": b_max,
             "batch_sizes": list(sizes),
             "first_batch_at_uniform_hypothesis": const.batch,
@@ -443,7 +474,7 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
             "first_fresh_estimate": const.estimate,
             "batch_scale": const.batch_scale,
             "max_rounds": const.max_rounds,
-            "threshold_range": (THRESHOLD_LOW * eps_e, THRESHOLD_HIGH * eps_e),
+            "threshold_range": tuple(t * eps_e for t in const.threshold_range),
             "tau": const.tau,
             "gamma": const.gamma,
             "source": const.source,
@@ -498,16 +529,21 @@ def gentle_multicopy_grad(
     max_rounds: int | None = None,
     constants: str = "theoretical",
     batch_scale: float = 1.0,
+    checks: str = "signed",
+    schedule=DEFAULT_SCHEDULE,
+    thresholds: str = "random",
 ) -> tuple[QuantumScriptBatch, PostprocessingFn]:
     r"""Every derivative from one certified hypothesis state (gentle multi-copy protocol).
 
     Each trainable Pauli rotation :math:`j` defines an effect
     :math:`E_j = (I + G_j/s)/2` with :math:`\partial_j f = \mathrm{Tr}(\rho G_j)`. A classical
     hypothesis :math:`\sigma` (starting at :math:`I/2^n`) predicts every
-    :math:`\mathrm{Tr}(E_j\rho)`; threshold searches with randomly perturbed thresholds sweep
-    a batch of copies through the circuit's layers, and every firing teaches :math:`\sigma`
-    by matrix multiplicative weights. A silent sweep certifies :math:`\sigma`, and the
-    gradient is read from it with the same evaluator as ``diff_method="shadow"``.
+    :math:`\mathrm{Tr}(E_j\rho)`; signed threshold searches with randomly perturbed
+    thresholds sweep a batch of copies through the circuit's layers, and every firing (high or
+    low) moves :math:`\sigma` to the conservative target :math:`p_j \pm \epsilon_l/4` by
+    matrix multiplicative weights, at accuracies :math:`\epsilon_l` from coarse to fine. A
+    silent sweep at the finest level certifies :math:`\sigma`, and the gradient is read from it
+    with the same evaluator as ``diff_method="shadow"``.
 
     Args:
         tape (QNode or QuantumTape): circuit whose measurements are ``qml.expval`` of
@@ -526,11 +562,17 @@ def gentle_multicopy_grad(
             damage bound) or ``"exact"`` (joint state of the batch, at most 16 qubits).
         seed (int or numpy.random.Generator or None): thresholds and emulated outcomes.
         max_rounds (int or None): round limit (default: the learner's mistake bound + 1).
-        constants (str): ``"theoretical"`` (default; rigorous on undisturbed copies) or
-            ``"calibrated"`` (tuned divisors of the batch and fresh-estimate sizes; reported as
-            tuned, no guarantee).
+        constants (str): ``"theoretical"`` (the only value: rigorous on undisturbed copies;
+            ``"calibrated"`` was removed and raises an error naming this replacement).
         batch_scale (float): multiplies every batch size (``< 1`` voids the guarantee; the
             negative control of the guarantee benchmark).
+        checks (str): ``"signed"`` (default: three-outcome checks, no fresh estimates) or
+            ``"unsigned"`` (the previous protocol: a fresh estimate after each firing).
+        schedule (sequence of float): accuracy multipliers, coarse to fine (default
+            ``(3, 2, 1.4, 1)``: the next level after a silent sweep; ``(1,)`` for one level).
+        thresholds (str): ``"random"`` (default; uniform in ``[eps/2, 3eps/4]``, which the
+            gentleness argument needs) or ``"fixed"`` (``5eps/8``: valid only in the
+            undisturbed-copies model of the statistical engine, labelled so in the report).
 
     Returns:
         qnode (QNode) or tuple[List[QuantumTape], function]: one analytic-state tape
@@ -557,7 +599,7 @@ def gentle_multicopy_grad(
     >>> with sg.record() as rec:
     ...     g = qml.grad(circuit)(x)
     >>> print(np.round(g, 2))
-    [-0.21 -0.61]
+    [-0.18 -0.57]
     >>> exact = [-np.sin(0.3) * np.cos(0.7), -np.cos(0.3) * np.sin(0.7)]  # [-0.226, -0.615]
     >>> bool(np.max(np.abs(g - exact)) <= 0.1)  # within epsilon, with probability 1 - delta
     True
@@ -565,6 +607,7 @@ def gentle_multicopy_grad(
     >>> report["executed"], report["certified"]
     ('emulated, not executed', True)
     """
+    check_kind = checks
     if argnum is None and not tape.trainable_params:
         return _no_trainable_grad(tape)
     chosen = choose_trainable_param_indices(tape, argnum)
@@ -583,6 +626,9 @@ def gentle_multicopy_grad(
         "max_rounds": max_rounds,
         "constants": constants,
         "batch_scale": float(batch_scale),
+        "checks": check_kind,
+        "schedule": DEFAULT_SCHEDULE if schedule is None else tuple(schedule),
+        "thresholds": thresholds,
     }
     rng = np.random.default_rng(seed)
     state_tape = QuantumScript(

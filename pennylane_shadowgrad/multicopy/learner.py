@@ -13,6 +13,28 @@ entropy ``S(rho || sigma)`` drops by at least ``KL(e' || p) >= 2 gamma^2`` per u
 ``gamma = tau - eps_b``, and it starts at ``S(rho || I/2^n) <= n ln 2``. Hence the mistake bound
 ``T <= n ln 2 / (2 gamma^2)`` (:func:`mistake_bound`) for any, even adversarial, sequence of
 effects and feedback that respects ``eps_b``.
+
+**Signed feedback** (:func:`signed_update`, the default protocol). A three-outcome check that
+fires *high* proves ``Tr(E rho) > p + c eps`` and one that fires *low* proves
+``Tr(E rho) < p - c eps``; no estimate of ``Tr(E rho)`` is needed, because the conservative
+target ``e' = p +- c eps`` already lies between ``p`` and ``Tr(E rho)``. The same projection
+step ``eta = logit(e') - logit(p)`` then gives, with ``e = Tr(E rho)``,
+
+    S(rho || sigma') - S(rho || sigma)
+        = -eta e + ln Tr exp(L + eta E) / Tr exp(L)
+        <= -eta e + ln Tr(sigma exp(eta E))                 (Golden-Thompson)
+        <= -eta e + ln(1 - p + e^eta p)                      (exp(eta E) <= I + (e^eta - 1) E)
+        =  -eta e + ln((1 - p) / (1 - e'))                   (choice of eta)
+        <= -eta e' + ln((1 - p) / (1 - e')) = -KL(e' || p)   (eta (e - e') >= 0)
+        <= -2 (e' - p)^2 = -2 c^2 eps^2                      (Pinsker)
+
+and ``0 <= S(rho || sigma) <= n ln 2`` at the start (``sigma = I/2^n``), so at most
+``n ln 2 / (2 c^2 eps^2)`` signed updates happen (:func:`mistake_bound` with
+``gamma = c eps``), for any, even adversarial, sequence of effects and signs that respects the
+guarantee of the checks. Updates at a coarser accuracy ``eps_l >= eps`` gain at least as much,
+so one bound covers a whole coarse-to-fine schedule. Reference: Aaronson, Chen, Hazan, Kale,
+Nayak, "Online learning of quantum states" (arXiv:1802.09025) for the matrix multiplicative
+weights potential; the conservative-target step is the information projection above.
 """
 
 from __future__ import annotations
@@ -73,3 +95,29 @@ def update(state: LearnerState, effect: np.ndarray, feedback: float) -> tuple[Le
     p, target = min(max(p, tiny), 1 - tiny), min(max(target, tiny), 1 - tiny)
     new = state.log_weights - (_logit(p) - _logit(target)) * effect
     return replace(state, log_weights=0.5 * (new + new.conj().T), updates=state.updates + 1), True
+
+
+def signed_update(state: LearnerState, effect: np.ndarray, target: float) -> LearnerState:
+    """Signed (conservative-target) update: move ``Tr(E sigma)`` to ``target`` by one step.
+
+    ``target`` is ``p +- c eps`` after a check that fired high (``+``) or low (``-``), so it lies
+    between ``p = Tr(E sigma)`` and ``Tr(E rho)`` on the checks' good event; the relative
+    entropy then drops by at least ``2 (target - p)^2`` (module docstring).
+    """
+    p = float(np.real(np.trace(effect @ hypothesis(state))))
+    tiny = 1e-12
+    p, target = min(max(p, tiny), 1 - tiny), min(max(float(target), tiny), 1 - tiny)
+    new = state.log_weights - (_logit(p) - _logit(target)) * effect
+    return replace(state, log_weights=0.5 * (new + new.conj().T), updates=state.updates + 1)
+
+
+def relative_entropy(rho: np.ndarray, state: LearnerState) -> float:
+    """The potential ``S(rho || sigma)`` of the mistake bound (natural log)."""
+    evals, evecs = np.linalg.eigh(rho)
+    evals = np.clip(evals, 0.0, None)
+    log_rho = (evecs * np.log(np.where(evals > 0, evals, 1.0))) @ evecs.conj().T
+    l_evals, l_evecs = np.linalg.eigh(state.log_weights)
+    shift = l_evals.max()
+    log_z = shift + math.log(np.exp(l_evals - shift).sum())
+    log_sigma = (l_evecs * (l_evals - log_z)) @ l_evecs.conj().T
+    return float(np.real(np.trace(rho @ (log_rho - log_sigma))))

@@ -16,11 +16,6 @@ import math
 
 import numpy as np
 
-#: Tuned divisor of parameter-shift's shots under ``constants="calibrated"`` (same procedure as
-#: the protocol's divisors; ``benchmarks/multicopy_guarantee.py calibrate-shift``). Measured:
-#: shots / 2 already fails 34/200 calibration runs, so the rigorous size is kept (divisor 1).
-CALIBRATED_SHIFT_DIVISOR = 1.0
-
 
 def counter_qubits(batch: int) -> int:
     """Qubits of the coherent counter of ``batch`` ancillas."""
@@ -67,7 +62,6 @@ def parameter_shift_sizing(
     eps: float,
     delta: float,
     two_outcome: bool = False,
-    mode: str = "theoretical",
 ) -> dict:
     """Parameter-shift sized for the same ``(eps, delta)`` and by the same rules as the protocol.
 
@@ -81,8 +75,6 @@ def parameter_shift_sizing(
     * Otherwise Hoeffding: ``P(|err| > eps) <= 2 exp(-N eps^2 / g^2)``, i.e.
       ``N = ceil(g^2 ln(2 M / delta) / eps^2)``.
 
-    ``mode="calibrated"`` divides ``N`` by :data:`CALIBRATED_SHIFT_DIVISOR` (tuned like the
-    protocol's constants, see ``benchmarks/multicopy_guarantee.py calibrate-shift``).
     Shots are counted as if ``O`` were measured in its eigenbasis in one setting (favourable to
     parameter-shift for non-commuting Pauli sums).
     """
@@ -95,9 +87,6 @@ def parameter_shift_sizing(
             hoeffding, math.ceil(estimate_size(eps / (2 * half_width), delta / num_rotations) / 2)
         )
         sizing = "exact binomial tails (two-outcome observable), union bound over rotations"
-    if mode == "calibrated":
-        shots = max(1, math.ceil(shots / CALIBRATED_SHIFT_DIVISOR))
-        sizing += f"; CALIBRATED (tuned divisor {CALIBRATED_SHIFT_DIVISOR:g}, no guarantee)"
     copies = 2 * num_rotations * shots
     return {
         "shots_per_circuit": shots,

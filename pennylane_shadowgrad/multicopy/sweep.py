@@ -1,11 +1,36 @@
-"""The protocol: threshold-search sweeps, fresh estimates and learner updates (docs/math.md).
+"""The protocol: signed threshold-search sweeps, coarse-to-fine accuracies, learner updates.
 
 Effects ``E_j = (I + G_j / s) / 2`` live on the data register; the hypothesis predicts
 ``p_j = Tr(E_j sigma) = (1 + Tr(G_j sigma) / s) / 2``. Each round takes a fresh batch and
-sweeps the checks in circuit order. A firing is followed by an estimate of ``Tr(E_j rho)`` on
-fresh copies and a learner update; a silent sweep certifies ``sigma`` and the output is
-``Tr(G_j sigma) = s (2 p_j - 1)`` for every check. The protocol never sees a state, only
-what :class:`~.engines.Engine` answers.
+sweeps the checks in circuit order at the current accuracy ``eps_l`` of a schedule
+``eps_1 > ... > eps_L = eps`` (default ``(3, 2, 1.4, 1) eps``, levels of accuracy ``>= 1``
+dropped).
+
+* **Signed checks** (default, ``checks="signed"``): a check fires *high* or *low*; on the good
+  event a firing proves ``Tr(E_j rho) - p_j > eps_l / 4`` (resp. ``< -eps_l / 4``), so the
+  learner steps to the conservative target ``p_j +- eps_l / 4`` with no fresh estimate
+  (:func:`~.learner.signed_update`; at most ``n ln 2 / (2 (eps/4)^2)`` updates over all
+  levels). A silent sweep at level ``l < L`` moves to level ``l + 1``; a silent sweep at the
+  last level certifies ``sigma`` and the output is ``Tr(G_j sigma) = s (2 p_j - 1)``.
+* **Unsigned checks** (``checks="unsigned"``, the previous protocol, one level): a firing
+  proves only ``|Tr(E_j rho) - p_j| > eps/4``, so an estimate of ``Tr(E_j rho)`` to ``eps/16`` on
+  fresh copies precedes the update.
+
+**Union bound.** With signed checks every failure is a batch misbehaving: round ``r``
+(counted over all levels) gets ``delta_r = delta 6 / (pi^2 r^2)``, ``sum_r delta_r = delta``,
+and its batch is the exact-binomial size at the hypothesis' predictions and at that round's
+accuracy ``eps_l``. On the event that every batch behaves, every firing is legitimate, so the
+learner makes at most the mistake bound of updates, the run ends within
+``mistake bound + L`` rounds, and the certified ``sigma`` satisfies ``|Tr(E_j (rho - sigma))| <=
+eps`` for every ``j``. Unsigned checks split ``delta`` in halves between batches and fresh
+estimates, each spread over its own rounds the same way.
+
+**Thresholds.** ``"random"`` (default) draws each threshold uniformly from
+``[eps_l/2, 3 eps_l/4]``, the random perturbation of Bădescu–O'Donnell ("Improved quantum data
+analysis", arXiv:2011.10908) on which the gentleness (damage) argument rests. ``"fixed"``
+uses ``5 eps_l/8`` (wider margins, smaller batches): valid only in the undisturbed-copies model
+of the statistical engine, and reported that way. The protocol never sees a state, only what
+:class:`~.engines.Engine` answers.
 """
 
 from __future__ import annotations
@@ -19,7 +44,10 @@ import numpy as np
 from . import learner as mmw
 from .engines import Engine
 from .threshold_search import (
+    FIXED_THRESHOLD,
     MARGIN,
+    SILENT_BAND,
+    THRESHOLD_HIGH,
     THRESHOLD_LOW,
     anytime_delta,
     batch_size,
@@ -29,42 +57,50 @@ from .threshold_search import (
     threshold_search,
 )
 
-#: Accuracy of the fresh estimate, as a fraction of the effect accuracy ``eps``.
+#: Accuracy of the fresh estimate (unsigned checks), as a fraction of the effect accuracy.
 ESTIMATE_ACCURACY = 1 / 16
-#: The learner updates when ``|p - b| > TAU eps``: a firing implies ``|Tr(E rho) - p| > eps/4``
-#: and the estimate is within ``eps/16``, so every legitimate firing is a mistake.
+#: Unsigned checks: the learner updates when ``|p - b| > TAU eps``: a firing implies
+#: ``|Tr(E rho) - p| > eps/4`` and the estimate is within ``eps/16``, so every legitimate firing
+#: is a mistake.
 TAU = THRESHOLD_LOW - MARGIN - ESTIMATE_ACCURACY
-#: Learner margin ``gamma = tau - eps_b``.
+#: Unsigned checks: learner margin ``gamma = tau - eps_b``.
 GAMMA = TAU - ESTIMATE_ACCURACY
+#: Default coarse-to-fine schedule, in units of the final effect accuracy.
+DEFAULT_SCHEDULE = (3.0, 2.0, 1.4, 1.0)
+
+_REMOVED_CALIBRATED = (
+    "constants='calibrated' was removed: its divisors were tuned at small M and did not carry "
+    "over (at M=300 every run reached max_rounds uncertified). Its replacement is the default "
+    "rigorous sizing, which now uses signed checks and a coarse-to-fine accuracy schedule "
+    "(checks='signed', schedule=(3, 2, 1.4, 1)); thresholds='fixed' shrinks batches further in "
+    "the undisturbed-copies model."
+)
 
 
-#: Tuned divisors of ``constants="calibrated"`` (NOT a guarantee). Procedure
-#: (``python benchmarks/multicopy_guarantee.py calibrate``): on calibration seeds 50000.. disjoint
-#: from the test seeds 1000.. (random 2-4 qubit circuits, single and two register alternating,
-#: eps = 0.25, delta = 0.05), divide the theoretical batch AND fresh-estimate sizes by
-#: d = 2, 4, 8, ...; keep the largest d whose failure rate (max error > eps) is <= delta / 2 over
-#: 200 runs; the divisor is d / 2 (safety factor 2). Measured (failures / 200, median copies):
-#:   /2 0 (2.9e5)  /4 0 (1.4e5)  /8 0 (7.8e4)  /16 1 (4.4e4)  /32 2 (3.0e4)  /64 3 (4.0e4)
-#:   /128 5 (8.5e4, = delta/2: last passing)  /256 13 (3.1e5, too small)
-#: -> d = 128, divisor 64. Beyond /32 the median copies RISE again: noisier fresh estimates
-#: cause more learner rounds. The rigorous sizes are thus >= 64x conservative here.
-CALIBRATED_BATCH_DIVISOR = 64.0
-CALIBRATED_ESTIMATE_DIVISOR = 64.0
+def levels_for(eps: float, schedule) -> tuple[float, ...]:
+    """The accuracies ``eps_l`` of a schedule of multipliers (ending at ``eps``).
+
+    Multipliers must be positive; they are sorted decreasing, ``1`` is appended when missing,
+    multipliers below 1 are refused, and levels whose accuracy is ``>= 1`` (vacuous for effects)
+    are dropped.
+    """
+    mult = sorted({float(m) for m in schedule} | {1.0}, reverse=True)
+    if mult[-1] < 1.0:
+        raise ValueError("schedule multipliers must be >= 1 (the last level is epsilon).")
+    return tuple(m * eps for m in mult if m * eps < 1.0 or m == 1.0)
 
 
 @dataclass(frozen=True)
 class ProtocolConstants:
     """Every number that sizes the protocol, with where it comes from.
 
-    ``eps`` is the accuracy on the effects, ``delta`` the failure probability: ``delta/2`` for
-    all batch checks and ``delta/2`` for all fresh estimates, each spread over rounds (firings)
-    ``k = 1, 2, ...`` as ``delta/2 * 6/(pi^2 k^2)``. Round ``r``'s batch is the exact-binomial
-    size :func:`~.threshold_search.binomial_batch_size` at the hypothesis' predictions, firing
-    ``f``'s fresh estimate :func:`~.threshold_search.estimate_size`. ``mode`` is
-    ``"theoretical"`` (rigorous on undisturbed copies) or ``"calibrated"`` (both sizes divided
-    by the tuned divisors above: no guarantee). ``fixed_batch`` (user ``batch_size``) replaces
-    every batch; ``batch_scale`` multiplies them (a negative control when < 1).
-    ``batch``/``estimate`` are the first round's sizes at ``p = 1/2`` (``sigma = I/2^n``).
+    ``eps`` is the final accuracy on the effects, ``levels`` the coarse-to-fine accuracies,
+    ``delta`` the failure probability (module docstring for its split). Round ``r``'s batch is
+    the exact-binomial size :func:`~.threshold_search.binomial_batch_size` at the hypothesis'
+    predictions and the round's accuracy; (unsigned) firing ``f``'s fresh estimate is
+    :func:`~.threshold_search.estimate_size`. ``fixed_batch`` (user ``batch_size``) replaces
+    every batch; ``batch_scale`` multiplies them (a negative control when < 1). ``batch`` and
+    ``estimate`` are the sizes at ``eps`` and ``p = 1/2`` (``sigma = I/2^n``) of round 1.
     """
 
     eps: float
@@ -72,38 +108,59 @@ class ProtocolConstants:
     num_checks: int
     mistake_bound: int
     max_rounds: int
-    mode: str = "theoretical"
     fixed_batch: int | None = None
     batch_scale: float = 1.0
+    signed: bool = True
+    levels: tuple[float, ...] = ()
+    thresholds: str = "random"
+
+    def __post_init__(self):
+        if not self.levels:
+            object.__setattr__(self, "levels", (self.eps,))
 
     @property
     def tau(self) -> float:
-        return TAU * self.eps
+        return (SILENT_BAND if self.signed else TAU) * self.eps
 
     @property
     def gamma(self) -> float:
-        return GAMMA * self.eps
+        return (SILENT_BAND if self.signed else GAMMA) * self.eps
 
-    def _theory_batch(self, round_index: int, predictions: np.ndarray) -> int:
-        return binomial_batch_size(
-            predictions, self.eps, anytime_delta(self.delta / 2, round_index)
-        )
+    @property
+    def threshold_range(self) -> tuple[float, float]:
+        """Thresholds as fractions of the level's accuracy."""
+        if self.thresholds == "fixed":
+            return FIXED_THRESHOLD, FIXED_THRESHOLD
+        return THRESHOLD_LOW, THRESHOLD_HIGH
 
-    def batch_for(self, round_index: int, predictions: np.ndarray) -> int:
-        """Copies of round ``round_index`` (1-based) given the predictions ``p_j``."""
+    @property
+    def batch_delta(self) -> float:
+        return self.delta if self.signed else self.delta / 2
+
+    def draw(self, rng: np.random.Generator, eps_level: float) -> np.ndarray:
+        """Thresholds of one sweep at accuracy ``eps_level``."""
+        if self.thresholds == "fixed":
+            return np.full(self.num_checks, FIXED_THRESHOLD * eps_level)
+        return draw_thresholds(rng, eps_level, self.num_checks)
+
+    def batch_for(self, round_index: int, predictions: np.ndarray, eps_level=None) -> int:
+        """Copies of round ``round_index`` (1-based, over all levels) at ``p_j``."""
         if self.fixed_batch is not None:
             b = float(self.fixed_batch)
         else:
-            b = self._theory_batch(round_index, predictions)
-            if self.mode == "calibrated":
-                b /= CALIBRATED_BATCH_DIVISOR
+            low, high = self.threshold_range
+            b = binomial_batch_size(
+                predictions,
+                self.eps if eps_level is None else eps_level,
+                anytime_delta(self.batch_delta, round_index),
+                low,
+                high,
+            )
         return max(1, math.ceil(b * self.batch_scale))
 
     def estimate_for(self, firing_index: int) -> int:
-        """Fresh copies of firing ``firing_index`` (1-based)."""
+        """Fresh copies of (unsigned) firing ``firing_index`` (1-based)."""
         m = estimate_size(ESTIMATE_ACCURACY * self.eps, anytime_delta(self.delta / 2, firing_index))
-        if self.mode == "calibrated":
-            m = m / CALIBRATED_ESTIMATE_DIVISOR
         return max(1, math.ceil(m))
 
     @property
@@ -112,27 +169,33 @@ class ProtocolConstants:
 
     @property
     def estimate(self) -> int:
-        return self.estimate_for(1)
+        return self.estimate_for(1) if not self.signed else 0
 
     @property
     def hoeffding_worst_case_batch(self) -> int:
         """The previous, loose size: Hoeffding + union over all checks of max_rounds rounds."""
-        return batch_size(self.eps, self.delta / 2, self.num_checks * self.max_rounds)
+        return batch_size(self.eps, self.batch_delta, self.num_checks * self.max_rounds)
 
     @property
     def source(self) -> str:
         if self.fixed_batch is not None:
             text = f"batch_size={self.fixed_batch} set by the user (no guarantee)"
-        elif self.mode == "calibrated":
+        elif self.signed:
             text = (
-                f"calibrated (TUNED, no guarantee): theoretical sizes divided by "
-                f"{CALIBRATED_BATCH_DIVISOR:g} (batch) and {CALIBRATED_ESTIMATE_DIVISOR:g} "
-                "(fresh estimate), tuned on calibration circuits"
+                "theoretical: signed checks (no fresh estimates), exact binomial tails at the "
+                "hypothesis' predictions and the level's accuracy, anytime union bound "
+                "delta_r = delta 6/(pi^2 r^2) over rounds of all levels"
             )
         else:
             text = (
-                "theoretical: exact binomial tails at the hypothesis' predictions, anytime "
-                "union bound delta_k = (delta/2) 6/(pi^2 k^2) over rounds and over firings"
+                "theoretical: unsigned checks, exact binomial tails at the hypothesis' "
+                "predictions, anytime union bound delta_k = (delta/2) 6/(pi^2 k^2) over rounds "
+                "and over firings (fresh estimates)"
+            )
+        if self.thresholds == "fixed":
+            text += (
+                "; FIXED thresholds: valid only in the undisturbed-copies model of the "
+                "statistical engine (the gentleness/damage argument needs random thresholds)"
             )
         if self.batch_scale != 1.0:
             text += f"; batches scaled by {self.batch_scale:g} (no guarantee)"
@@ -148,22 +211,38 @@ def protocol_constants(
     max_rounds: int | None = None,
     mode: str = "theoretical",
     batch_scale: float = 1.0,
+    checks: str = "signed",
+    schedule=DEFAULT_SCHEDULE,
+    thresholds: str = "random",
 ) -> ProtocolConstants:
-    """Constants for ``mode`` in ``{"theoretical", "calibrated"}``; the round limit defaults to
-    the learner's mistake bound + 1 (on the good event every firing is a mistake)."""
-    if mode not in ("theoretical", "calibrated"):
-        raise ValueError("constants must be 'theoretical' or 'calibrated'.")
-    bound = mmw.mistake_bound(num_qubits, GAMMA * eps)
-    rounds = bound + 1 if max_rounds is None else int(max_rounds)
+    """Constants of one run; the round limit defaults to the learner's mistake bound plus the
+    number of levels (on the good event every firing is an update, every silent sweep a level).
+
+    ``mode`` must be ``"theoretical"`` (``"calibrated"`` was removed: a clear error says why).
+    Unsigned checks use one level (the schedule is ignored)."""
+    if mode == "calibrated":
+        raise ValueError(_REMOVED_CALIBRATED)
+    if mode != "theoretical":
+        raise ValueError("constants must be 'theoretical'.")
+    if checks not in ("signed", "unsigned"):
+        raise ValueError("checks must be 'signed' or 'unsigned'.")
+    if thresholds not in ("random", "fixed"):
+        raise ValueError("thresholds must be 'random' or 'fixed'.")
+    signed = checks == "signed"
+    levels = levels_for(eps, schedule) if signed else (eps,)
+    bound = mmw.mistake_bound(num_qubits, (SILENT_BAND if signed else GAMMA) * eps)
+    rounds = bound + len(levels) if max_rounds is None else int(max_rounds)
     return ProtocolConstants(
         eps,
         delta,
         num_checks,
         bound,
         rounds,
-        mode,
         None if batch is None else int(batch),
         float(batch_scale),
+        signed,
+        levels,
+        thresholds,
     )
 
 
@@ -180,6 +259,8 @@ class ProtocolResult:
     estimate_sizes: list[int] = field(default_factory=list)
     updates: int = 0
     mistake_bound: int = 0
+    levels: list[int] = field(default_factory=list)
+    signs: list[int] = field(default_factory=list)
 
     @property
     def checks(self) -> int:
@@ -203,24 +284,41 @@ def run_protocol(
         effect: ``j -> E_j`` as a matrix on the data register (for the learner).
         engine: answers the checks and estimates.
     """
-    state = mmw.init_learner(num_qubits, constants.tau, ESTIMATE_ACCURACY * constants.eps)
+    if constants.signed:
+        state = mmw.init_learner(num_qubits, constants.tau, 0.0)
+    else:
+        state = mmw.init_learner(num_qubits, constants.tau, ESTIMATE_ACCURACY * constants.eps)
     result = ProtocolResult(np.zeros(num_checks), False, mistake_bound=constants.mistake_bound)
     order = np.arange(num_checks)
     values = predict(mmw.hypothesis(state))
+    check = engine.check_signed if constants.signed else engine.check
+    level, last = 0, len(constants.levels) - 1
     for _ in range(constants.max_rounds):
         result.rounds += 1
+        eps_l = constants.levels[level]
         p = np.clip(0.5 * (1 + values / scale), 0.0, 1.0)
-        thresholds = draw_thresholds(rng, constants.eps, num_checks)
-        b = constants.batch_for(result.rounds, p)
+        thresholds = constants.draw(rng, eps_l)
+        b = constants.batch_for(result.rounds, p, eps_l)
         result.batch_sizes.append(b)
+        result.levels.append(level)
         engine.new_batch(b)
-        found = threshold_search(order, p, thresholds, engine.check)
+        found = threshold_search(order, p, thresholds, check)
         result.checks_per_batch.append(found.checks)
         if found.fired is None:
-            result.values, result.certified = values, True
-            return result
+            if level == last:
+                result.values, result.certified = values, True
+                return result
+            level += 1
+            continue
         j = found.fired
         result.firings.append(j)
+        result.signs.append(found.sign)
+        if constants.signed:
+            target = p[j] + found.sign * SILENT_BAND * eps_l
+            state = mmw.signed_update(state, effect(j), target)
+            result.updates += 1
+            values = predict(mmw.hypothesis(state))
+            continue
         m = constants.estimate_for(len(result.firings))
         result.estimate_sizes.append(m)
         feedback = engine.estimate(j, m) / m

@@ -51,14 +51,24 @@ THRESHOLD_HIGH = 0.75
 SMALL_SIZE_SCAN = 1000
 #: Hoeffding margin of the batch average: ``MARGIN * eps`` (= eps - HIGH, = LOW - 1/4).
 MARGIN = 0.25
+#: A check must stay silent when ``|Tr(E rho) - p| <= SILENT_BAND eps``; a firing (on the good
+#: event) thus proves a deviation above ``SILENT_BAND eps``, with its sign for a signed check.
+SILENT_BAND = 0.25
+#: The fixed threshold of ``thresholds="fixed"``: the middle of ``(SILENT_BAND eps, eps)``.
+#: Valid for the undisturbed-copies (statistical) model only: the gentleness (damage) argument
+#: of Badescu-O'Donnell needs the random thresholds.
+FIXED_THRESHOLD = 0.625
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """Outcome of one sweep: the index that fired (``None``: certified) and checks made."""
+    """Outcome of one sweep: the index that fired (``None``: certified), checks made, and the
+    sign of the firing (``+1``: batch average above ``p + theta``, ``-1``: below ``p - theta``,
+    ``0``: unsigned check or no firing)."""
 
     fired: int | None
     checks: int
+    sign: int = 0
 
 
 def batch_size(eps: float, delta: float, num_checks: int) -> int:
@@ -95,27 +105,39 @@ def _binom_sf(k: np.ndarray, n: int, e: np.ndarray, fast: bool) -> np.ndarray:
 
 
 def check_failure_bounds(
-    batch: int, predictions: np.ndarray, eps: float, fast: bool = False
+    batch: int,
+    predictions: np.ndarray,
+    eps: float,
+    fast: bool = False,
+    low: float = THRESHOLD_LOW,
+    high: float = THRESHOLD_HIGH,
 ) -> np.ndarray:
     """Per check, an upper bound on the probability that it misbehaves on ``batch`` copies.
 
     Misbehaving is staying silent with ``|e - p| > eps`` or firing with ``|e - p| <= eps/4``;
     only one regime can apply, so the bound is the larger of the two, each evaluated with exact
     binomial tails at the worst expectation and the worst threshold in
-    ``[THRESHOLD_LOW eps, THRESHOLD_HIGH eps]`` (same rounding as :func:`fire_window`).
+    ``[low eps, high eps]`` (same rounding as :func:`fire_window`).
     ``fast`` evaluates the tails with cephes (a locator only, never the verification).
+
+    The same bound covers **signed** checks, whose failures also include firing on the wrong
+    side (high although ``e <= p + eps/4``, low although ``e >= p - eps/4``): for
+    ``e >= p + eps`` the must-fire term bounds ``P(not high) = P(silent) + P(low)``; for
+    ``p + eps/4 < e < p + eps`` firing low is below its value at ``e = p - eps/4``, which the
+    must-stay term contains; inside the band both wrong firings are the must-stay term.
     """
     p = np.clip(np.asarray(predictions, dtype=float), 0.0, 1.0)
     b = int(batch)
-    hi_max = np.minimum(b, np.floor(b * (p + THRESHOLD_HIGH * eps) + 1e-9))
-    lo_min = np.maximum(0, np.ceil(b * (p - THRESHOLD_HIGH * eps) - 1e-9))
-    hi_min = np.minimum(b, np.floor(b * (p + THRESHOLD_LOW * eps) + 1e-9))
-    lo_max = np.maximum(0, np.ceil(b * (p - THRESHOLD_LOW * eps) - 1e-9))
+    hi_max = np.minimum(b, np.floor(b * (p + high * eps) + 1e-9))
+    lo_min = np.maximum(0, np.ceil(b * (p - high * eps) - 1e-9))
+    hi_min = np.minimum(b, np.floor(b * (p + low * eps) + 1e-9))
+    lo_max = np.maximum(0, np.ceil(b * (p - low * eps) - 1e-9))
     up, down = p + eps, p - eps
     silent_up = np.where(up <= 1, _binom_cdf(hi_max, b, np.clip(up, 0, 1), fast), 0.0)
     silent_down = np.where(down >= 0, _binom_sf(lo_min - 1, b, np.clip(down, 0, 1), fast), 0.0)
     must_fire = np.maximum(silent_up, silent_down)
-    near_up, near_down = np.clip(p + eps / 4, 0, 1), np.clip(p - eps / 4, 0, 1)
+    near_up = np.clip(p + SILENT_BAND * eps, 0, 1)
+    near_down = np.clip(p - SILENT_BAND * eps, 0, 1)
     must_stay = _binom_sf(hi_min, b, near_up, fast) + _binom_cdf(lo_max - 1, b, near_down, fast)
     return np.maximum(must_fire, must_stay)
 
@@ -156,18 +178,27 @@ def _bisect(holds: Callable[[int], bool], upper: int) -> int:
     return hi
 
 
-def binomial_batch_size(predictions: np.ndarray, eps: float, delta: float) -> int:
+def binomial_batch_size(
+    predictions: np.ndarray,
+    eps: float,
+    delta: float,
+    low: float = THRESHOLD_LOW,
+    high: float = THRESHOLD_HIGH,
+) -> int:
     """A verified ``b`` with ``sum_j check_failure_bounds(b, p, eps) <= delta``, within ~1 % of
     the smallest one; the Hoeffding size :func:`batch_size` always satisfies the bound and
     brackets it from above. The size is located by bisection on the cephes tails and verified
     with ``scipy.stats.binom``; it depends only on the arguments (no warm start across calls),
-    so a seeded run is reproducible."""
+    so a seeded run is reproducible. ``low``/``high`` bound the thresholds (``low = high``:
+    fixed thresholds)."""
     p = np.asarray(predictions, dtype=float)
     upper = batch_size(eps, delta, max(1, len(p)))
-    guess = _bisect(lambda m: check_failure_bounds(m, p, eps, fast=True).sum() <= delta, upper)
-    return _smallest_verified(
-        lambda m: check_failure_bounds(m, p, eps).sum() <= delta, guess, upper
-    )
+
+    def total(m: int, fast: bool) -> float:
+        return check_failure_bounds(m, p, eps, fast, low, high).sum()
+
+    guess = _bisect(lambda m: total(m, True) <= delta, upper)
+    return _smallest_verified(lambda m: total(m, False) <= delta, guess, upper)
 
 
 def _kl(a: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -242,10 +273,13 @@ def threshold_search(
     order: Sequence[int],
     predictions: np.ndarray,
     thresholds: np.ndarray,
-    check: Callable[[int, float, float], bool],
+    check: Callable[[int, float, float], int],
 ) -> SearchResult:
-    """Run the checks in ``order`` until one fires; ``check(j, p_j, theta_j)`` asks the engine."""
+    """Run the checks in ``order`` until one fires; ``check(j, p_j, theta_j)`` asks the engine
+    and answers ``0``/``False`` (silent), ``True`` (unsigned firing) or ``+1``/``-1`` (signed)."""
     for k, j in enumerate(order):
-        if check(int(j), float(predictions[j]), float(thresholds[j])):
-            return SearchResult(int(j), k + 1)
+        out = check(int(j), float(predictions[j]), float(thresholds[j]))
+        if out:
+            sign = 0 if isinstance(out, (bool, np.bool_)) else int(np.sign(out))
+            return SearchResult(int(j), k + 1, sign)
     return SearchResult(None, len(order))
