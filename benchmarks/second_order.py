@@ -41,7 +41,8 @@ from pennylane.tape import QuantumScript
 from pennylane_shadowgrad import shadow_metric_tensor
 from pennylane_shadowgrad.circuit import pauli_sum, rotation_form
 from pennylane_shadowgrad.estimators.second_order import SecondOrderOperators, state_matrices
-from pennylane_shadowgrad.estimators.shadow import _covered_indices, _walsh_hadamard
+from pennylane_shadowgrad.estimators.shadow import walsh_hadamard
+from pennylane_shadowgrad.plans import covered_indices
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 OBS = qml.Z(0) @ qml.Z(1)
@@ -123,10 +124,10 @@ def shadow_hessian_mse(tape: QuantumScript, total: int) -> float:
     )
     h = (values - values[0]).reshape(4**n, -1)  # coefficient of each Pauli word (identity: 0)
     bases = np.array(list(itertools.product((1, 2, 3), repeat=n)), dtype=np.uint8)
-    idx = _covered_indices(bases)  # (3^n, 2^n)
+    idx = covered_indices(bases)  # (3^n, 2^n)
     weights = 3.0 ** -(n - np.array([bin(m).count("1") for m in range(2**n)]))
     v = h[idx] * weights[None, :, None]  # (3^n, masks, entries)
-    u = _walsh_hadamard(np.moveaxis(v, 1, 2))  # (3^n, entries, outcomes)
+    u = walsh_hadamard(np.moveaxis(v, 1, 2))  # (3^n, entries, outcomes)
     state = qml.matrix(QuantumScript(tape.operations), wire_order=tape.wires)[:, 0]
     p = _outcome_laws(state, n)[:, None, :]
     var_b = (p * u**2).sum(-1) - ((p * u).sum(-1)) ** 2  # (3^n, entries)
@@ -255,7 +256,7 @@ def _plot(rows, metric_rows, quick: bool) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))
     for n in sorted({r[0] for r in rows}):
         sel = [r for r in rows if r[0] == n]
         a.plot([r[1] for r in sel], [r[4] / r[5] for r in sel], "o-", label=f"n = {n}")
@@ -274,7 +275,7 @@ def _plot(rows, metric_rows, quick: bool) -> None:
     b.axhline(1, color="grey", lw=0.8)
     b.set_yscale("log")
     b.set_xticks(range(len(ratio)))
-    b.set_xticklabels(labels, fontsize=7)
+    b.set_xticklabels(labels, fontsize=7, rotation=30, ha="right")
     b.set_ylabel("MSE qml.metric_tensor / MSE shadow")
     b.set_title("Metric tensor at equal shots (95% bootstrap CI)")
     fig.tight_layout()
