@@ -64,7 +64,7 @@ def _conditional_mse(blocks, plan, x, weights=None) -> float:
     A random plan's coverage-corrected estimator is unbiased over the draw of the bases, not
     given them: given the bases its mean is ``sum_P gamma_jP x_P (covered_P / pi_P)``.
     """
-    from pennylane_shadowgrad.estimators.shadow import _covered_indices, single_coverage
+    from pennylane_shadowgrad.plans import covered_indices, single_coverage
 
     var = variance.block_shadow_variance(blocks, plan, x)
     bias = np.zeros_like(var)
@@ -73,7 +73,7 @@ def _conditional_mse(blocks, plan, x, weights=None) -> float:
         for support, rows, gammas in blocks.blocks:
             lp = light_cone.local_plan(plan, support)
             k = len(support)
-            covered = np.bincount(_covered_indices(lp.bases).ravel(), minlength=4**k) > 0
+            covered = np.bincount(covered_indices(lp.bases).ravel(), minlength=4**k) > 0
             pi = 1.0 - (1.0 - single_coverage(lp)) ** lp.num_bases
             xs = x[light_cone.local_indices(n, support)]
             factor = np.where(covered, 1.0 / np.where(pi > 0, pi, 1.0), 0.0) - 1.0

@@ -98,6 +98,23 @@ def param_shift_hessian_mse(tape: QuantumScript, s: int, check: bool) -> tuple[f
     return float(variance), len(tapes)
 
 
+def _covered_indices(bases: np.ndarray) -> np.ndarray:
+    """Flat Pauli index of the word basis ``b`` covers with mask ``m``: ``(B, 2**n)``.
+
+    Bit ``n - 1 - q`` of the mask selects qubit ``q`` (outcome integers: wire 0 first).
+    """
+    n = bases.shape[1]
+    bits = (np.arange(2**n)[:, None] >> np.arange(n - 1, -1, -1)[None, :]) & 1
+    return (bits[None] * bases[:, None, :].astype(np.int64)) @ (4 ** np.arange(n - 1, -1, -1))
+
+
+def _parities(n: int) -> np.ndarray:
+    """``(-1)^{popcount(s & m)}`` for outcome ``s`` (rows) and mask ``m`` (columns)."""
+    s = np.arange(2**n)
+    bits = np.array([bin(v).count("1") for v in range(2**n)])
+    return (-1.0) ** bits[s[:, None] & s[None, :]]
+
+
 def _outcome_laws(state: np.ndarray, n: int) -> np.ndarray:
     """``p[b, s]`` for every local basis (digits 1, 2, 3 = X, Y, Z; wire 0 first)."""
     hadamard = np.array([[1, 1], [1, -1]]) / np.sqrt(2)

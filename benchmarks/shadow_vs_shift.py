@@ -43,7 +43,8 @@ from pennylane.tape import QuantumScript
 from pennylane_shadowgrad import shadow_grad
 from pennylane_shadowgrad.circuit import decompose_to_rotations, pauli_sum, rotation_form
 from pennylane_shadowgrad.estimators.dense import gradient_functional
-from pennylane_shadowgrad.estimators.shadow import _covered_indices, _walsh_hadamard
+from pennylane_shadowgrad.estimators.shadow import walsh_hadamard
+from pennylane_shadowgrad.plans import covered_indices
 from pennylane_shadowgrad.snapshots import make_plan, snapshot_tapes
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -137,10 +138,10 @@ def exact_shadow_mse(tape: QuantumScript, snapshots: int) -> float | None:
     obs = pauli_sum(tape.measurements[0].obs, circuit.wire_order)
     eye = np.eye(4**n).reshape((4**n,) + (4,) * n)
     weights = gradient_functional(circuit, obs, eye)  # (4^n, M): d_j = sum_P W[P, j] x_P
-    idx = _covered_indices(plan.bases)  # (B, 2^n)
+    idx = covered_indices(plan.bases)  # (B, 2^n)
     counts = np.bincount(idx.ravel(), np.repeat(plan.shots, 2**n), minlength=4**n)
     coef = weights[idx] / counts[idx][..., None]  # (B, 2^n, M)
-    f = _walsh_hadamard(np.moveaxis(coef, 1, 2))  # (B, M, 2^n): contribution per outcome
+    f = walsh_hadamard(np.moveaxis(coef, 1, 2))  # (B, M, 2^n): contribution per outcome
     # exact outcome distribution in every basis (wire 0 most significant, as decoded)
     probs = np.zeros((plan.num_bases, 2**n))
     ops_only = QuantumScript(rot.operations, [])

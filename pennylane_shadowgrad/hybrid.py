@@ -30,8 +30,7 @@ from .parameter_shift import (
     param_scales,
     shift_plan,
 )
-from .plans import biased_plan, optimal_bias
-from .snapshots import MAX_AUTO_BASES, SnapshotPlan, make_plan
+from .plans import MAX_AUTO_BASES, SnapshotPlan, biased_plan, make_plan, optimal_bias
 from .variance import (
     expected_block_shadow_variance,
     reduced_pauli_expectations,

@@ -18,7 +18,7 @@ from scipy.stats import norm
 from .allocation import Allocation
 from .circuit import decompose_for_gradient, rotation_form
 from .hybrid import RoundPlan, gradient_model, plan_round
-from .snapshots import DEFAULT_GROUPS, make_plan
+from .plans import DEFAULT_GROUPS, make_plan
 from .variance import expected_block_shadow_variance
 
 

@@ -1,23 +1,211 @@
-"""Locally-biased snapshot plans: per-qubit X/Y/Z probabilities fitted to the gradient.
+"""Snapshot plans as data: which local Pauli bases to measure, how many shots, which groups.
 
-The bias minimises the standard variance proxy of locally-biased classical shadows
-(Hadfield et al., arXiv:2006.15788) for the gradient observables ``G_j``; the plans keep the
-estimator unbiased (every needed word covered, or divided by its coverage probability).
+A plan is uniform (all ``3**n`` bases, or bases drawn uniformly at random) or locally biased
+(per-qubit X/Y/Z probabilities fitted to the gradient observables; Hadfield et al.,
+arXiv:2006.15788). A basis covers the ``2**n`` Pauli words that are ``I`` or its letter on
+every qubit; a random plan's estimator divides each word by its coverage probability.
 """
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass
+
 import numpy as np
-from pennylane.measurements import ExpectationMP, ProbabilityMP
-from pennylane.tape import QuantumScript
 
-from .circuit import RotationCircuit, output_observables
-from .estimators.light_cone import GradientBlocks, gradient_blocks
-from .estimators.shadow import _covered_indices, single_coverage
-from .snapshots import MAX_AUTO_BASES, SnapshotPlan
+#: ``"auto"`` measures every one of the ``3**n`` local bases when ``3**n`` is at most this
+#: number and at most the snapshot budget; otherwise it draws this many random bases.
+MAX_AUTO_BASES = 729
+
+#: Default number of independent replicate groups (error bars, variance gradients).
+DEFAULT_GROUPS = 20
 
 
-def optimal_bias(blocks: GradientBlocks, floor: float = 0.0, sweeps: int = 50) -> np.ndarray:
+@dataclass(frozen=True)
+class SnapshotPlan:
+    """Which local Pauli bases to measure and how often.
+
+    Attributes:
+        bases: ``(B, n)`` digits in ``{1, 2, 3}`` (X, Y, Z) for each circuit.
+        shots: ``(B,)`` shots per basis.
+        random: whether the bases were drawn uniformly at random (then the estimator divides
+            each coefficient by its coverage probability) or cover all ``3**n`` bases.
+        groups: number of independent replicate groups ``K``.
+        shot_groups: whether groups split each basis' shots (complete plan) or the bases
+            themselves (random plan).
+        beta: ``(n, 3)`` per-qubit X/Y/Z probabilities of a locally-biased plan, or ``None``
+            (uniform). A random biased plan draws its bases from ``beta`` and the estimator
+            divides by the coverage probability ``1 - (1 - prod_q beta_q(P_q))^B``; a
+            deterministic biased plan has ``shots[b] ~ prod_q beta_q(b_q)`` (budget.biased_plan).
+    """
+
+    bases: np.ndarray
+    shots: np.ndarray
+    random: bool
+    groups: int
+    shot_groups: bool
+    beta: np.ndarray | None = None
+
+    @property
+    def num_bases(self) -> int:
+        return len(self.shots)
+
+    @property
+    def num_snapshots(self) -> int:
+        return int(self.shots.sum())
+
+    @property
+    def num_qubits(self) -> int:
+        return self.bases.shape[1]
+
+    def basis_groups(self) -> np.ndarray:
+        """Group of each basis for a random plan (round robin)."""
+        return np.arange(self.num_bases) % self.groups
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def check_snapshots(snapshots) -> None:
+    """Refuse a snapshot budget that is neither ``None`` nor a positive integer."""
+    if snapshots is not None and not (_is_int(snapshots) and snapshots >= 1):
+        raise ValueError(
+            f"'snapshots' must be a positive integer (the snapshot budget T) or None (the "
+            f"QNode's shots), got {snapshots!r}."
+        )
+
+
+def check_bases(bases) -> None:
+    """Refuse a ``bases`` option that is not ``"auto"``, ``"all"``, ``"per-shot"`` or ``B >= 1``."""
+    if isinstance(bases, str) and bases in ("auto", "all", "per-shot"):
+        return
+    if not (_is_int(bases) and bases >= 1):
+        raise ValueError(
+            "'bases' must be 'auto', 'all', 'per-shot' or a positive integer (a number of "
+            f"random bases), got {bases!r}."
+        )
+
+
+def check_groups(groups) -> None:
+    """Refuse a ``groups`` option that is not an integer of at least 1."""
+    if not (_is_int(groups) and groups >= 1):
+        raise ValueError(
+            f"'groups' must be an integer of at least 1 (independent replicate groups; error "
+            f"bars and var gradients need at least 2), got {groups!r}."
+        )
+
+
+def check_seed(seed) -> None:
+    """Refuse a seed that is not ``None``, an integer ``>= 0`` or a ``numpy.random.Generator``."""
+    if seed is None or isinstance(seed, np.random.Generator) or (_is_int(seed) and seed >= 0):
+        return
+    raise ValueError(
+        "'seed' must be None (fresh random bases), a non-negative integer (the same bases at "
+        "every call) or a numpy.random.Generator (fresh bases per call from a reproducible "
+        f"stream), got {seed!r} of type {type(seed).__name__}."
+    )
+
+
+def make_plan(
+    num_qubits: int,
+    snapshots: int,
+    bases: str | int = "auto",
+    groups: int = DEFAULT_GROUPS,
+    seed=None,
+) -> SnapshotPlan:
+    """Build a :class:`SnapshotPlan` for ``snapshots`` shots on ``num_qubits`` qubits.
+
+    Args:
+        num_qubits: number of qubits ``n``.
+        snapshots: total number of snapshots (shots) ``T``.
+        bases: ``"all"`` (every one of the ``3**n`` bases, shots split evenly: no basis
+            randomness), an integer ``B`` (``B`` bases drawn uniformly at random, shots split
+            evenly), ``"per-shot"`` (a fresh random basis for every snapshot), or ``"auto"``
+            (``"all"`` when every basis gets ``min(groups, 2)`` shots, i.e.
+            ``min(groups, 2) * 3**n <= T``, and ``3**n <= MAX_AUTO_BASES``; else
+            ``min(T, MAX_AUTO_BASES)`` random bases). ``"auto"`` thus keeps at least two
+            replicate groups whenever ``T >= 2`` and ``groups >= 2``: a complete plan's groups
+            split the shots of every basis, so one shot per basis leaves a single group (no
+            error bars, no unbiased var gradient).
+        groups: number of independent replicate groups requested (at least 1). The plan
+            holds ``min(groups, smallest shots per basis)`` groups for a complete plan and
+            ``min(groups, B)`` for a random one, so that no group is empty.
+        seed: seed or ``numpy.random.Generator`` for the random bases.
+    """
+    if snapshots is None:
+        raise ValueError("The snapshot budget must be a positive integer, got None.")
+    check_snapshots(snapshots)
+    check_bases(bases)
+    check_groups(groups)
+    check_seed(seed)
+    n, total = num_qubits, int(snapshots)
+    complete = 3**n
+    if bases == "auto":
+        full = complete <= MAX_AUTO_BASES and min(int(groups), 2) * complete <= total
+        bases = "all" if full else min(total, MAX_AUTO_BASES)
+    if bases == "per-shot":
+        bases = total
+    if bases == "all":
+        if total < complete:
+            raise ValueError(
+                f"bases='all' measures all 3**{n} = {complete} local bases, but the snapshot "
+                f"budget is only {total}. Use more shots or bases='auto'/an integer."
+            )
+        digits = np.array(list(itertools.product((1, 2, 3), repeat=n)), dtype=np.uint8)
+        digits = digits.reshape(complete, n)
+        shots = _split_evenly(total, complete)
+        return SnapshotPlan(digits, shots, False, int(min(groups, shots.min())), True)
+    if bases > total:
+        raise ValueError(f"Cannot measure {bases} bases with only {total} snapshots.")
+    rng = np.random.default_rng(seed)
+    digits = rng.integers(1, 4, size=(int(bases), n), dtype=np.uint8)
+    shots = _split_evenly(total, int(bases))
+    return SnapshotPlan(digits, shots, True, int(min(groups, bases)), False)
+
+
+def _split_evenly(total: int, parts: int) -> np.ndarray:
+    shots = np.full(parts, total // parts, dtype=np.int64)
+    shots[: total % parts] += 1
+    return shots
+
+
+def covered_indices(bases: np.ndarray) -> np.ndarray:
+    """Flat Pauli index of the word covered by mask ``m`` for every basis: ``(B, 2**n)``."""
+    n = bases.shape[1]
+    masks = np.arange(2**n)
+    # bit (n - 1 - q) of the mask selects qubit q, matching outcome integers (wire 0 = MSB)
+    bits = (masks[:, None] >> np.arange(n - 1, -1, -1)[None, :]) & 1  # (2^n, n)
+    place = 4 ** np.arange(n - 1, -1, -1, dtype=np.int64)
+    return (bits[None, :, :] * bases[:, None, :].astype(np.int64)) @ place
+
+
+def pauli_weights(num_qubits: int) -> np.ndarray:
+    """Weight (number of non-identity factors) of every Pauli word, as a ``(4,)*n`` array."""
+    w = np.zeros((4,) * num_qubits, dtype=np.int64)
+    for q in range(num_qubits):
+        shape = [1] * num_qubits
+        shape[q] = 4
+        w = w + (np.arange(4) > 0).reshape(shape)
+    return w
+
+
+def single_coverage(plan: SnapshotPlan) -> np.ndarray:
+    """Probability that one random basis of ``plan`` covers each word, flat ``(4**n,)``.
+
+    ``3^-w`` for uniform bases; ``prod_{q in supp P} beta_q(P_q)`` for a biased plan.
+    """
+    n = plan.num_qubits
+    beta = getattr(plan, "beta", None)
+    if beta is None:
+        return 3.0 ** (-pauli_weights(n).ravel())
+    out = np.ones(1)
+    for q in range(n):
+        out = np.multiply.outer(out, np.concatenate([[1.0], beta[q]])).reshape(-1)
+    return out
+
+
+def optimal_bias(blocks, floor: float = 0.0, sweeps: int = 50) -> np.ndarray:
     """Per-qubit X/Y/Z probabilities ``beta`` (``(n, 3)``) of a locally-biased plan.
 
     Minimises the standard proxy ``sum_j sum_P gamma_jP^2 / prod_{q in supp P} beta_q(P_q)``
@@ -59,7 +247,7 @@ def _word_coverage(beta: np.ndarray) -> np.ndarray:
     return out
 
 
-def bias_proxy(blocks: GradientBlocks, beta: np.ndarray) -> float:
+def bias_proxy(blocks, beta: np.ndarray) -> float:
     """The proxy ``sum_jP gamma_jP^2 / prod beta`` of :func:`optimal_bias`; ``beta = 1/3``
     gives the uniform plan's ``sum gamma^2 3^w``."""
     total = 0.0
@@ -109,7 +297,7 @@ def biased_plan(
     shots = np.floor(real).astype(np.int64)
     order = np.argsort(-(real - shots))
     shots[order[: total - int(shots.sum())]] += 1
-    idx = _covered_indices(digits)
+    idx = covered_indices(digits)
     if need is None:
         need = np.flatnonzero(single_coverage(SnapshotPlan(digits, shots, True, 2, False, beta)))
     need = np.asarray(need, dtype=np.int64)
@@ -131,23 +319,3 @@ def biased_plan(
 #: Uniform mixture in the biased bases (``beta >= BIAS_FLOOR``): keeps every needed word's
 #: coverage probability away from zero for random plans.
 BIAS_FLOOR = 0.01
-
-
-def biased_plans(
-    tape: QuantumScript, circuit: RotationCircuit, budgets, bases, groups: int, rng, terms=None
-) -> list[SnapshotPlan]:
-    """One locally-biased plan per budget for ``tape`` (``biased_bases=True``)."""
-    if terms or not all(isinstance(m, ExpectationMP | ProbabilityMP) for m in tape.measurements):
-        raise ValueError(
-            "biased_bases=True needs the gradient observables in advance: expval and probs "
-            "measurements only, without trainable observable coefficients."
-        )
-    blocks = gradient_blocks(circuit, output_observables(tape, circuit.wire_order))
-    beta = optimal_bias(blocks, floor=BIAS_FLOOR)
-    need = blocks.needed_words()
-    n = circuit.num_qubits
-    out = []
-    for t in budgets:
-        b = t if bases == "per-shot" else bases
-        out.append(biased_plan(n, int(t), beta, need, bases=b, groups=groups, seed=rng))
-    return out

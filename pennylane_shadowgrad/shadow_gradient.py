@@ -18,25 +18,31 @@ from pennylane.tape import QuantumScript, QuantumScriptBatch
 from pennylane.typing import PostprocessingFn
 
 from .circuit import (
+    RotationCircuit,
     UnsupportedCircuitError,
     decompose_for_gradient,
+    output_observables,
     rotation_form,
 )
 from .estimators.dense import sweep_memory_bytes
 from .estimators.jacobian import shadow_jacobian
+from .estimators.light_cone import gradient_blocks
 from .gradient_transform import format_jacobian, stack_leaves
 from .hybrid import hybrid_gradient, resolve_strategy
-from .resources import GradientRecord, _publish, is_recording
-from .snapshots import (
+from .plans import (
+    BIAS_FLOOR,
     DEFAULT_GROUPS,
+    SnapshotPlan,
+    biased_plan,
     check_bases,
     check_groups,
     check_seed,
     check_snapshots,
-    decode,
     make_plan,
-    snapshot_tapes,
+    optimal_bias,
 )
+from .resources import GradientRecord, _publish, is_recording
+from .snapshots import decode, snapshot_tapes
 
 #: Default largest register for the dense engine (its arrays hold 4**n coefficients).
 DEFAULT_MAX_QUBITS = 12
@@ -264,6 +270,26 @@ def _coefficient_derivative(obs, p_idx: int):
     return qml.ops.Sum(bind(obs, one), qml.ops.SProd(-1.0, bind(obs, zero)))
 
 
+def _biased_plans(
+    tape: QuantumScript, circuit: RotationCircuit, budgets, bases, groups: int, rng, terms=None
+) -> list[SnapshotPlan]:
+    """One locally-biased plan per budget for ``tape`` (``biased_bases=True``)."""
+    if terms or not all(isinstance(m, ExpectationMP | ProbabilityMP) for m in tape.measurements):
+        raise ValueError(
+            "biased_bases=True needs the gradient observables in advance: expval and probs "
+            "measurements only, without trainable observable coefficients."
+        )
+    blocks = gradient_blocks(circuit, output_observables(tape, circuit.wire_order))
+    beta = optimal_bias(blocks, floor=BIAS_FLOOR)
+    need = blocks.needed_words()
+    n = circuit.num_qubits
+    out = []
+    for t in budgets:
+        b = t if bases == "per-shot" else bases
+        out.append(biased_plan(n, int(t), beta, need, bases=b, groups=groups, seed=rng))
+    return out
+
+
 @partial(
     qml.transform,
     expand_transform=_expand_transform_shadow,
@@ -376,9 +402,7 @@ def shadow_grad(
             tape, circuit, budgets, chosen, groups, rng, reason, bool(biased_bases)
         )
     if biased_bases:
-        from .plans import biased_plans
-
-        plans = biased_plans(tape, circuit, budgets, bases, groups, rng, terms)
+        plans = _biased_plans(tape, circuit, budgets, bases, groups, rng, terms)
         reason += "; locally-biased bases"
     else:
         plans = [

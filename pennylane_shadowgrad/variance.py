@@ -28,9 +28,9 @@ from .circuit import (
     pauli_coefficients_of_matrix,
 )
 from .estimators.light_cone import GradientBlocks, local_indices, local_plan
-from .estimators.shadow import _covered_indices, _walsh_hadamard, single_coverage
+from .estimators.shadow import walsh_hadamard
 from .parameter_shift import group_parts, measurement_groups, param_scales
-from .snapshots import SnapshotPlan
+from .plans import SnapshotPlan, covered_indices, single_coverage
 
 # Basis changes taking the X / Y eigenbases to the computational basis (H, H S^dag).
 _H = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)
@@ -166,7 +166,7 @@ def shift_variances(
 def _coverage(plan: SnapshotPlan) -> tuple[np.ndarray, np.ndarray]:
     """Covered flat indices ``(B, 2^n)`` and the divisor ``N_P pi_P`` of every Pauli word."""
     n = plan.num_qubits
-    idx = _covered_indices(plan.bases)
+    idx = covered_indices(plan.bases)
     counts = np.bincount(idx.ravel(), np.repeat(plan.shots, 2**n), minlength=4**n).astype(float)
     if plan.random:
         counts *= 1.0 - (1.0 - single_coverage(plan)) ** plan.num_bases
@@ -182,7 +182,7 @@ def basis_probabilities(plan: SnapshotPlan, x: np.ndarray) -> np.ndarray:
     n = plan.num_qubits
     xs = np.clip(np.asarray(x, dtype=float).reshape(-1), -1.0, 1.0)
     xs[0] = 1.0
-    p = _walsh_hadamard(xs[_covered_indices(plan.bases)]) / 2**n
+    p = walsh_hadamard(xs[covered_indices(plan.bases)]) / 2**n
     p = np.clip(p, 0.0, None)
     return p / p.sum(axis=1, keepdims=True)
 
@@ -234,7 +234,7 @@ def shadow_variance(
         rows = slice(start, start + chunk)
         cov = idx[rows]  # (b, 2^n)
         c = gamma[:, cov] / div[cov][None]  # (M, b, 2^n)
-        w = _walsh_hadamard(c)  # per-outcome contribution of one snapshot
+        w = walsh_hadamard(c)  # per-outcome contribution of one snapshot
         p = probs[rows][None]
         mean = np.sum(p * w, axis=2)
         second = np.sum(p * w**2, axis=2)
@@ -302,7 +302,7 @@ def expected_block_shadow_variance(
         g = np.stack(gammas)  # (O, rows, 4**k)
         for d, p in enumerate(plans):
             lp = local_plan(p, support)
-            covered = np.bincount(_covered_indices(lp.bases).ravel(), minlength=4**k) > 0
+            covered = np.bincount(covered_indices(lp.bases).ravel(), minlength=4**k) > 0
             pi = 1.0 - (1.0 - single_coverage(lp)) ** lp.num_bases
             factor = np.where(covered, 1.0 / np.where(pi > 0, pi, 1.0), 0.0) - 1.0
             factor[0] = 0.0

@@ -72,7 +72,7 @@ def test_optimal_bias_lowers_the_proxy_and_covers_every_needed_word():
     need = blocks.needed_words()
     plan = plans.biased_plan(3, 200, beta, need)
     assert not plan.random and plan.num_snapshots == 200
-    idx = shadow._covered_indices(plan.bases)
+    idx = shadow.covered_indices(plan.bases)
     counts = np.bincount(idx.ravel(), np.repeat(plan.shots, 8), minlength=64)
     assert np.all(counts[need] >= 1)
 
@@ -84,7 +84,8 @@ def test_biased_complete_plan_is_unbiased_with_its_exact_variance():
     exact = exact_tape_gradient(tape)
     tapes, fn = shadow_grad(tape, strategy="pure", biased_bases=True, seed=0)
     blocks = light_cone.gradient_blocks(circuit, obs)
-    plan = plans.biased_plans(tape, circuit, [600], "auto", 20, np.random.default_rng(0))[0]
+    beta = plans.optimal_bias(blocks, floor=plans.BIAS_FLOOR)  # what biased_bases=True uses
+    plan = plans.biased_plan(3, 600, beta, blocks.needed_words(), seed=np.random.default_rng(0))
     assert not plan.random and plan.beta is not None
     var = variance.block_shadow_variance(blocks, plan, x)[:, 0]
     uniform = variance.shadow_variance(blocks.full()[0], make_plan(3, 600), x)[0]

@@ -12,6 +12,7 @@ from pennylane_shadowgrad import (
     allocation,
     parameter_shift,
     planning,
+    plans,
     shadow_grad,
     variance,
 )
@@ -195,8 +196,8 @@ def test_expected_shadow_variance_of_a_random_plan_includes_the_bases():
     for b0, b1 in itertools.product(digits, repeat=2):
         plan = SnapshotPlan(np.array([b0, b1], np.uint8), np.array([3, 3]), True, 2, False)
         g = blocks.blocks[0][2][0]
-        cov = np.bincount(shadow._covered_indices(plan.bases).ravel(), minlength=16) > 0
-        pi = 1 - (1 - shadow.single_coverage(plan)) ** 2
+        cov = np.bincount(shadow.covered_indices(plan.bases).ravel(), minlength=16) > 0
+        pi = 1 - (1 - plans.single_coverage(plan)) ** 2
         mean = np.zeros(blocks.num_params)
         mean[blocks.blocks[0][1]] = g @ (x * np.where(cov, 1 / pi, 0.0))
         second += mean**2 / 81

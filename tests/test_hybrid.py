@@ -170,7 +170,7 @@ def test_weights_do_not_depend_on_the_plans_random_bases(monkeypatch):
     means given each round's plan (the parameter-shift part is unbiased), averaged over seeds."""
     from pennylane_shadowgrad import hybrid
     from pennylane_shadowgrad.circuit import rotation_form
-    from pennylane_shadowgrad.estimators.shadow import _covered_indices, single_coverage
+    from pennylane_shadowgrad.plans import covered_indices, single_coverage
 
     rng0 = np.random.default_rng(5)
     n, num = 4, 16
@@ -197,7 +197,7 @@ def test_weights_do_not_depend_on_the_plans_random_bases(monkeypatch):
         mean = np.zeros(num)
         for support, rows, gammas in blocks.blocks:
             lp = light_cone.local_plan(st.shadow_plan, support)
-            cov = np.bincount(_covered_indices(lp.bases).ravel(), minlength=4 ** len(support))
+            cov = np.bincount(covered_indices(lp.bases).ravel(), minlength=4 ** len(support))
             pi = 1 - (1 - single_coverage(lp)) ** lp.num_bases
             xs = x[light_cone.local_indices(n, support)]
             mean[rows] = gammas[0] @ (xs * np.where(cov > 0, 1 / pi, 0.0))

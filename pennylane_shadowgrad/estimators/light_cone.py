@@ -15,7 +15,7 @@ import numpy as np
 import pennylane as qml
 
 from ..circuit import FixedGate, PauliRotation, PauliSum, RotationCircuit
-from ..snapshots import SnapshotPlan
+from ..plans import SnapshotPlan
 from .dense import _apply_fixed, _apply_rotation, commutator_coefficients
 from .shadow import ShadowSums
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..snapshots import SnapshotPlan
+from ..plans import SnapshotPlan, covered_indices, pauli_weights, single_coverage
 
 
-def _walsh_hadamard(hist: np.ndarray) -> np.ndarray:
+def walsh_hadamard(hist: np.ndarray) -> np.ndarray:
     """Fast Walsh-Hadamard transform along the last axis (length ``2**n``)."""
     out = np.array(hist, dtype=float)
     size = out.shape[-1]
@@ -26,41 +26,6 @@ def _walsh_hadamard(hist: np.ndarray) -> np.ndarray:
         view[..., 0, :] = a + b
         view[..., 1, :] = a - b
         step *= 2
-    return out
-
-
-def _covered_indices(bases: np.ndarray) -> np.ndarray:
-    """Flat Pauli index of the word covered by mask ``m`` for every basis: ``(B, 2**n)``."""
-    n = bases.shape[1]
-    masks = np.arange(2**n)
-    # bit (n - 1 - q) of the mask selects qubit q, matching outcome integers (wire 0 = MSB)
-    bits = (masks[:, None] >> np.arange(n - 1, -1, -1)[None, :]) & 1  # (2^n, n)
-    place = 4 ** np.arange(n - 1, -1, -1, dtype=np.int64)
-    return (bits[None, :, :] * bases[:, None, :].astype(np.int64)) @ place
-
-
-def pauli_weights(num_qubits: int) -> np.ndarray:
-    """Weight (number of non-identity factors) of every Pauli word, as a ``(4,)*n`` array."""
-    w = np.zeros((4,) * num_qubits, dtype=np.int64)
-    for q in range(num_qubits):
-        shape = [1] * num_qubits
-        shape[q] = 4
-        w = w + (np.arange(4) > 0).reshape(shape)
-    return w
-
-
-def single_coverage(plan: SnapshotPlan) -> np.ndarray:
-    """Probability that one random basis of ``plan`` covers each word, flat ``(4**n,)``.
-
-    ``3^-w`` for uniform bases; ``prod_{q in supp P} beta_q(P_q)`` for a biased plan.
-    """
-    n = plan.num_qubits
-    beta = getattr(plan, "beta", None)
-    if beta is None:
-        return 3.0 ** (-pauli_weights(n).ravel())
-    out = np.ones(1)
-    for q in range(n):
-        out = np.multiply.outer(out, np.concatenate([[1.0], beta[q]])).reshape(-1)
     return out
 
 
@@ -75,14 +40,14 @@ class ShadowSums:
     def __init__(self, plan: SnapshotPlan, outcomes: list[np.ndarray]):
         n, groups = plan.num_qubits, plan.groups
         self.plan = plan
-        self._idx = _covered_indices(plan.bases)  # (B, 2^n)
+        self._idx = covered_indices(plan.bases)  # (B, 2^n)
         if plan.shot_groups:  # complete plan: every group holds every basis
             hist = np.zeros((groups, plan.num_bases, 2**n))
             for b, samples in enumerate(outcomes):
                 np.add.at(hist, (np.arange(len(samples)) % groups, b, samples), 1.0)
         else:  # random plan: each basis belongs to one group
             hist = np.stack([np.bincount(s, minlength=2**n) for s in outcomes])[None]
-        self._parity = _walsh_hadamard(hist)  # (layers, B, 2^n) parity sums of covered words
+        self._parity = walsh_hadamard(hist)  # (layers, B, 2^n) parity sums of covered words
         self._shots = hist.sum(axis=2)  # (layers, B)
         self._weights = pauli_weights(n).ravel()
         self._single = single_coverage(plan) if plan.random else None
