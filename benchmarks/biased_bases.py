@@ -5,9 +5,9 @@ For each circuit (the families of ``shadow_vs_shift.py``: (a) ring circuits with
 budget ``T`` is what PennyLane's ``param_shift`` spends with ``--shots-per-tape`` shots per
 tape. The pure shadow gradient on its default plan (``bases="auto"``) is compared with the
 biased plan ``shadow_grad`` builds (``plans.optimal_bias`` and ``plans.biased_plan``:
-per-qubit X/Y/Z probabilities minimising ``sum_jP gamma_jP^2 / prod beta``, ``S_b ~ prod beta`` on a complete plan). Both
-MSEs are EXACT from the known state: a complete (deterministic) plan's estimator is unbiased
-and ``variance.shadow_variance`` is its exact variance; for a random plan the MSE given the
+per-qubit X/Y/Z probabilities minimising ``sum_jP gamma_jP^2 / prod beta``,
+``S_b ~ prod beta`` on a complete plan). Both MSEs are EXACT from the known state: a
+complete (deterministic) plan's estimator is unbiased and ``variance.shadow_variance`` is its exact variance; for a random plan the MSE given the
 bases (variance + squared bias given the bases) is averaged over ``--plans`` draws.
 
     gain = MSE(uniform) / MSE(biased)     (> 1: biased bases help)
