@@ -7,7 +7,8 @@ tape. The pure shadow gradient on its default plan (``bases="auto"``) is compare
 biased plan ``shadow_grad`` builds (``plans.optimal_bias`` and ``plans.biased_plan``:
 per-qubit X/Y/Z probabilities minimising ``sum_jP gamma_jP^2 / prod beta``,
 ``S_b ~ prod beta`` on a complete plan). Both MSEs are EXACT from the known state: a
-complete (deterministic) plan's estimator is unbiased and ``variance.shadow_variance`` is its exact variance; for a random plan the MSE given the
+complete (deterministic) plan's estimator is unbiased and ``variance.shadow_variance`` is
+its exact variance; for a random plan the MSE given the
 bases (variance + squared bias given the bases) is averaged over ``--plans`` draws.
 
     gain = MSE(uniform) / MSE(biased)     (> 1: biased bases help)
