@@ -22,7 +22,7 @@ as snapshots. The error is the squared distance to the exact metric tensor (anal
 ``qml.metric_tensor``); MSE over ``R`` repetitions, with a 95% bootstrap CI of the ratio
 ``MSE_pennylane / MSE_shadow`` (> 1: shadow wins).
 
-    python benchmarks/second_order.py            # full run
+    python benchmarks/second_order.py            # full run (about 8 min on 2 cores)
     python benchmarks/second_order.py --quick    # smoke test (< 1 min)
 """
 
