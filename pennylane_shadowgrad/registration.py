@@ -85,8 +85,10 @@ def _refuse_higher_derivatives(config) -> None:
         f"{config.derivative_order}, Hessians): its estimates are computed from measurement "
         "samples, which have no derivative. Use max_diff=1 (the default) for gradients and "
         "Jacobians; every interface supports it (under jax: jax.grad, jax.jacrev and "
-        "jax.jacfwd). For Hessians use diff_method='parameter-shift'; a shadow Hessian "
-        "(shadow_hessian) is not available yet."
+        "jax.jacfwd). For Hessians from the same kind of snapshots use "
+        "pennylane_shadowgrad.shadow_hessian(qnode)(*args) (or shadow_second_order for "
+        "gradient, Hessian and metric tensor from one round); PennyLane's "
+        "diff_method='parameter-shift' with max_diff=2 also works."
     )
 
 
