@@ -366,7 +366,7 @@ def hybrid_gradient(
     from .estimators.jacobian import shadow_jacobian
     from .gradient_transform import format_jacobian
     from .parameter_shift import shift_estimates, shift_tapes
-    from .resources import _publish, is_recording
+    from .resources import is_recording, publish
     from .snapshots import decode, refuse_traced_results, snapshot_tapes
 
     model = gradient_model(tape, circuit, chosen)
@@ -413,7 +413,7 @@ def hybrid_gradient(
             jac = _per_measurement(est, outputs, len(tape.measurements))
             if want_errors:
                 seconds = time.perf_counter() - start
-                _publish(_record(r, model, est, sh_var, ps_var, outputs, reason, seconds))
+                publish(_record(r, model, est, sh_var, ps_var, outputs, reason, seconds))
             out.append(format_jacobian(jac, len(tape.trainable_params)))
         return tuple(out) if tape.shots.has_partitioned_shots else out[0]
 

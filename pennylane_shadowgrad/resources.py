@@ -158,7 +158,7 @@ def is_recording() -> bool:
     return bool(_ACTIVE.get())
 
 
-def _publish(entry: GradientRecord) -> None:
+def publish(entry: GradientRecord) -> None:
     for sink in _ACTIVE.get():
         sink.append(entry)
 

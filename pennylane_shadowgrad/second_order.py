@@ -25,7 +25,7 @@ from .estimators.dense import gradient_functional
 from .estimators.jacobian import jackknife_se
 from .estimators.second_order import SecondOrderOperators, metric_from_moments, state_matrices
 from .estimators.shadow import ShadowSums, pair_product
-from .resources import GradientRecord, _publish, is_recording
+from .resources import GradientRecord, is_recording, publish
 from .snapshots import (
     DEFAULT_GROUPS,
     check_bases,
@@ -316,7 +316,7 @@ def run_round(qnode, args, kwargs, options: dict, want: set, approx=None):
             [contract_metric(prep, r, approx) for r in rows], errors
         )
     if errors:
-        _publish(
+        publish(
             SecondOrderRecord(
                 method="shadow-" + "+".join(sorted(want)),
                 jacobian=[g[0] for g in grads],

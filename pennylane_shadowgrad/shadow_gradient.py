@@ -41,7 +41,7 @@ from .plans import (
     make_plan,
     optimal_bias,
 )
-from .resources import GradientRecord, _publish, is_recording
+from .resources import GradientRecord, is_recording, publish
 from .snapshots import decode, snapshot_tapes
 
 #: Default largest register for the dense engine (its arrays hold 4**n coefficients).
@@ -424,7 +424,7 @@ def shadow_grad(
             for jac in jacs:
                 jac[unchosen] = 0.0
             if want_errors:
-                _publish(
+                publish(
                     GradientRecord(
                         method="shadow",
                         jacobian=jacs,

@@ -282,8 +282,8 @@ def test_small_and_large_array_paths_agree(wires, monkeypatch):
     for name, small in (("vectorised", 10**9), ("slices", 0)):
         monkeypatch.setattr(dense, "_SMALL", small)
         out[name] = (
-            dense._apply_rotation(h.copy(), rotation),
-            dense._apply_fixed(h.copy(), fixed),
+            dense.heisenberg_rotation(h.copy(), rotation),
+            dense.heisenberg_fixed(h.copy(), fixed),
         )
     for a, b in zip(out["vectorised"], out["slices"]):
         assert np.allclose(a, b, atol=1e-12)

@@ -5,7 +5,9 @@ array of shape ``(batch, 4, ..., 4)`` (digits ``I, X, Y, Z = 0, 1, 2, 3``, one a
 position). For a state estimate ``X`` and observable ``O``, ``H = i[O, X]`` is formed once and
 carried backwards through the circuit (``H <- U^dag H U``); the derivative with respect to the
 angle of ``exp(-i phi P_j / 2)`` is ``Tr(P_j H_j) / 2``, a single coefficient. Time
-``O(M 4^n)`` per batch entry, memory ``O(4^n)``.
+``O(M 4^n)`` per batch entry, memory ``O(4^n)``. The two Heisenberg steps,
+:func:`heisenberg_rotation` and :func:`heisenberg_fixed`, are also what the generator carry
+(:mod:`.light_cone`) and the multi-copy hypothesis use.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def _scratch(work: dict | None, key, like: np.ndarray) -> np.ndarray:
     return buf
 
 
-def _apply_rotation(h: np.ndarray, gate: PauliRotation, work: dict | None = None) -> np.ndarray:
+def heisenberg_rotation(h: np.ndarray, gate: PauliRotation, work: dict | None = None) -> np.ndarray:
     """Heisenberg step ``H <- R^dag H R`` for ``R = exp(-i phi P / 2)`` (in place when small).
 
     Anticommuting local words come in pairs ``(r, P r)`` that rotate into each other; each pair
@@ -140,7 +142,7 @@ def transfer_matrix(matrix: np.ndarray) -> np.ndarray:
     return _transfer_matrix_cached(np.ascontiguousarray(matrix, dtype=complex).tobytes(), k)
 
 
-def _apply_fixed(h: np.ndarray, gate: FixedGate, out: np.ndarray | None = None) -> np.ndarray:
+def heisenberg_fixed(h: np.ndarray, gate: FixedGate, out: np.ndarray | None = None) -> np.ndarray:
     """Heisenberg step ``H <- U^dag H U`` for a fixed gate, via its transfer matrix.
 
     The result is written to ``out`` (a buffer distinct from ``h``) when given.
@@ -227,11 +229,11 @@ def _sweep_chunk(circuit: RotationCircuit, h: np.ndarray) -> np.ndarray:
                 for w, d in zip(gate.wires, gate.digits):
                     idx[1 + w] = d
                 out[:, gate.param] += 0.5 * gate.scale * h[tuple(idx)]
-            h = _apply_rotation(h, gate, work)
+            h = heisenberg_rotation(h, gate, work)
         elif len(gate.wires) <= _SLICE_MAX_WIRES:
-            h, spare = _apply_fixed(h, gate, out=spare), h
+            h, spare = heisenberg_fixed(h, gate, out=spare), h
         else:
-            h = _apply_fixed(h, gate)
+            h = heisenberg_fixed(h, gate)
     return out
 
 

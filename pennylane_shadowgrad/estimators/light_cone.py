@@ -16,7 +16,7 @@ import pennylane as qml
 
 from ..circuit import FixedGate, PauliRotation, PauliSum, RotationCircuit
 from ..plans import SnapshotPlan
-from .dense import _apply_fixed, _apply_rotation, commutator_coefficients
+from .dense import commutator_coefficients, heisenberg_fixed, heisenberg_rotation
 from .shadow import ShadowSums
 
 
@@ -39,8 +39,8 @@ def _is_param(gate) -> bool:
 def _forward(q: np.ndarray, gate) -> np.ndarray:
     """Schrodinger step ``Q <- U Q U^dag`` (the Heisenberg step of ``U^dag``)."""
     if isinstance(gate, PauliRotation):
-        return _apply_rotation(q, replace(gate, angle=-gate.angle))
-    return _apply_fixed(q, FixedGate(gate.wires, gate.matrix.conj().T))
+        return heisenberg_rotation(q, replace(gate, angle=-gate.angle))
+    return heisenberg_fixed(q, FixedGate(gate.wires, gate.matrix.conj().T))
 
 
 def generator_coefficients(

@@ -27,7 +27,7 @@ from ..circuit import (
     rotation_form,
 )
 from ..gradient_transform import format_jacobian
-from ..resources import GradientRecord, _publish, is_recording
+from ..resources import GradientRecord, is_recording, publish
 from . import hypothesis as hyp
 from . import report as cost
 from .engines import ExactEngine, StatisticalEngine
@@ -667,7 +667,7 @@ def gentle_multicopy_grad(
                 jac[unchosen] = 0.0
                 jacs.append(jac)
                 if is_recording():
-                    _publish(
+                    publish(
                         GradientRecord(
                             method="gentle-multicopy",
                             jacobian=[jac],

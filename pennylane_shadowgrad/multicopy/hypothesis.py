@@ -20,10 +20,10 @@ from ..circuit import (
     pauli_coefficients_of_matrix,
 )
 from ..estimators.dense import (
-    _apply_fixed,
-    _apply_rotation,
     commutator_coefficients,
     gradient_functional,
+    heisenberg_fixed,
+    heisenberg_rotation,
 )
 
 _PAULIS = np.stack(
@@ -93,9 +93,9 @@ def carried_generator(checks: Checks, j: int) -> np.ndarray:
     # Q_j = A_j P_j A_j^dag: Heisenberg steps with the inverse gates, in circuit order.
     for gate in circuit.gates[checks.gate_index[j] + 1 :]:
         if isinstance(gate, PauliRotation):
-            q = _apply_rotation(q, replace(gate, angle=-gate.angle))
+            q = heisenberg_rotation(q, replace(gate, angle=-gate.angle))
         else:
-            q = _apply_fixed(q, FixedGate(gate.wires, gate.matrix.conj().T))
+            q = heisenberg_fixed(q, FixedGate(gate.wires, gate.matrix.conj().T))
     return q
 
 
