@@ -218,8 +218,15 @@ def plan_round(
     groups: int,
     rng: np.random.Generator,
     beta: np.ndarray | None = None,
+    exact: bool = True,
 ) -> RoundPlan:
     """Split ``budget`` shots for one gradient; everything the round will run, and the weights.
+
+    With ``exact=False`` (the gradient's own path), a complete snapshot plan's variance at the
+    chosen size is scaled from the one at the full budget (``v / T``, exact up to the uneven
+    split of ``T`` over the ``3**n`` bases) instead of being recomputed; the weights stay fixed
+    before the round, so the combination stays unbiased. :func:`~.planning.plan` uses
+    ``exact=True``.
 
     Rules: the split minimises the planned summed variance; a shifted tape gets at least
     ``MIN_SHIFT_SHOTS`` shots (so its error bar is measured) or none; every active component
@@ -247,6 +254,10 @@ def plan_round(
         return biased_plan(n, size, beta, need, groups=groups_, seed=source)
 
     complete = 3**n
+
+    def _complete(size: int) -> bool:  # the uniform plan of ``size`` measures all bases
+        return beta is None and complete <= MAX_AUTO_BASES and 2 * complete <= size
+
     min_shadow = 2 * complete if complete <= MAX_AUTO_BASES and 2 * complete <= budget else 1
     notes = []
     if not active.any():
@@ -262,16 +273,21 @@ def plan_round(
         empty = shift_plan(model.circuit, model.observables, alloc.ps_shots)
         zeros = np.zeros(model.u.shape)
         return RoundPlan(budget, alloc, None, empty, zeros + 1.0, zeros, zeros, zeros, notes)
+    v_full = exact_full = None
     if budget < 2 * g * MIN_SHIFT_SHOTS:
         alloc = _shadow_only(budget, num, model.u.shape, g)
         notes.append(f"{budget} shots cannot pay for shifted tapes: snapshots only")
     else:
-        v_per_shot, _ = _shadow_variance(model, make, budget)
-        v_per_shot = np.where(active[:, None], v_per_shot * budget, 0.0)
+        v_full, exact_full = _shadow_variance(model, make, budget)
+        v_per_shot = np.where(active[:, None], v_full * budget, 0.0)
         alloc = allocate(v_per_shot, model.u, budget, active, min_shadow, groups=g)
         alloc = _enforce_rules(alloc, v_per_shot, model, budget, min_shadow)
     shadow_plan = make(alloc.shadow, groups, rng) if alloc.shadow > 0 else None
-    if alloc.shadow > 0:
+    scaled = v_full is not None and not exact and _complete(alloc.shadow) and _complete(budget)
+    if alloc.shadow > 0 and scaled:
+        var_sh = v_full * budget / alloc.shadow
+        exact_sh = exact_full * budget / alloc.shadow
+    elif alloc.shadow > 0:
         var_sh, exact_sh = _shadow_variance(model, lambda s: make(s), alloc.shadow)
     else:
         var_sh = exact_sh = np.full(model.u.shape, np.inf)
@@ -371,7 +387,7 @@ def hybrid_gradient(
 
     model = gradient_model(tape, circuit, chosen)
     beta = optimal_bias(model.blocks, floor=0.01) if biased and model.blocks.blocks else None
-    rounds = [plan_round(model, int(t), groups, rng, beta) for t in budgets]
+    rounds = [plan_round(model, int(t), groups, rng, beta, exact=False) for t in budgets]
     ops_only = QuantumScript(tape.operations, [])
     wire_order = circuit.wire_order
     batches = []
