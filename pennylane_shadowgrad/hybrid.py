@@ -109,14 +109,25 @@ class RoundPlan:
     notes: list[str] = field(default_factory=list)
 
 
-def resolve_strategy(strategy, tape: QuantumScript, terms: dict, bases="auto") -> tuple[str, str]:
-    """``(strategy that runs, why)``. ``None`` is ``"auto"`` wherever auto applies."""
+def resolve_strategy(
+    strategy, tape: QuantumScript, terms: dict, bases="auto", sparse: bool = False
+) -> tuple[str, str]:
+    """``(strategy that runs, why)``. ``None`` is ``"auto"`` wherever auto applies.
+
+    ``sparse``: the sparse Pauli engine runs (above ``max_qubits`` or ``engine="pauli"``);
+    auto needs an exact simulation and the dense blocks, so ``None`` resolves to ``"pure"``.
+    """
     if strategy not in (None, "auto", "pure"):
         raise ValueError(f"strategy must be None, 'auto' or 'pure', got {strategy!r}.")
     if strategy == "pure":
         return "pure", "requested"
     why_not = None
-    if not (isinstance(bases, str) and bases == "auto"):
+    if sparse:
+        why_not = (
+            f"the sparse Pauli engine runs ({len(tape.wires)} qubits); auto needs an exact "
+            "simulation and the dense gradient blocks"
+        )
+    elif not (isinstance(bases, str) and bases == "auto"):
         why_not = f"an explicit snapshot plan was requested (bases={bases!r})"
     elif not all(isinstance(m, ExpectationMP | ProbabilityMP) for m in tape.measurements):
         why_not = "auto supports expval and probs; a var measurement is present"

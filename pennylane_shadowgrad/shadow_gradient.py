@@ -18,15 +18,23 @@ from pennylane.tape import QuantumScript, QuantumScriptBatch
 from pennylane.typing import PostprocessingFn
 
 from .circuit import (
+    PauliRotation,
     RotationCircuit,
     UnsupportedCircuitError,
     decompose_for_gradient,
     output_observables,
+    pauli_sum,
     rotation_form,
 )
 from .estimators.dense import sweep_memory_bytes
 from .estimators.jacobian import shadow_jacobian
 from .estimators.light_cone import gradient_blocks
+from .estimators.pauli_propagation import (
+    DEFAULT_MAX_WORDS,
+    decode_bits,
+    pauli_jacobian,
+    tape_model,
+)
 from .gradient_transform import format_jacobian, stack_leaves
 from .hybrid import hybrid_gradient, resolve_strategy
 from .plans import (
@@ -56,7 +64,14 @@ _OPTIONS = {
     "max_qubits",
     "strategy",
     "biased_bases",
+    "engine",
+    "truncation",
+    "max_words",
 }
+
+#: Classical engines of the pure strategy: ``"auto"`` is dense up to ``max_qubits`` qubits and
+#: the sparse Pauli-propagation engine above.
+ENGINES = ("auto", "dense", "pauli")
 
 #: Options of earlier releases, with what replaced them.
 _REMOVED_OPTIONS = {
@@ -85,6 +100,9 @@ def _validate_options(kwargs: dict) -> None:
         "groups": check_groups,
         "seed": check_seed,
         "max_qubits": _check_max_qubits,
+        "engine": _check_engine,
+        "truncation": _check_truncation,
+        "max_words": _check_max_words,
     }
     for name, check in checks.items():
         if name in kwargs:
@@ -101,7 +119,46 @@ def _check_max_qubits(max_qubits) -> None:
         )
 
 
-def _validate_tape(tape: QuantumScript, snapshots, max_qubits: int) -> None:
+def _check_engine(engine) -> None:
+    if not (isinstance(engine, str) and engine in ENGINES):
+        raise ValueError(f"'engine' must be one of {ENGINES}, got {engine!r}.")
+
+
+def _check_truncation(truncation) -> None:
+    if truncation is None:
+        return
+    if not isinstance(truncation, dict) or set(truncation) - {"max_weight", "min_coefficient"}:
+        raise ValueError(
+            "'truncation' must be None (exact, the default) or a dict with keys 'max_weight' "
+            "(largest Pauli weight kept, an integer >= 1) and/or 'min_coefficient' (smallest "
+            f"absolute coefficient kept, >= 0), got {truncation!r}."
+        )
+    w = truncation.get("max_weight")
+    if w is not None and (isinstance(w, bool) or not isinstance(w, int | np.integer) or w < 1):
+        raise ValueError(f"truncation['max_weight'] must be an integer >= 1, got {w!r}.")
+    c = truncation.get("min_coefficient", 0.0)
+    if isinstance(c, bool) or not isinstance(c, int | float | np.number) or not c >= 0:
+        raise ValueError(f"truncation['min_coefficient'] must be a number >= 0, got {c!r}.")
+
+
+def _check_max_words(max_words) -> None:
+    if isinstance(max_words, bool | np.bool_) or not (
+        isinstance(max_words, int | np.integer) and max_words >= 1
+    ):
+        raise ValueError(
+            "'max_words' must be a positive integer (the sparse engine's cap on Pauli words), "
+            f"got {max_words!r}."
+        )
+
+
+def select_engine(engine: str, num_qubits: int, max_qubits: int) -> str:
+    """The engine that runs: ``"dense"`` or ``"pauli"`` (``"auto"``: dense up to max_qubits)."""
+    if engine == "auto":
+        return "dense" if num_qubits <= max_qubits else "pauli"
+    return engine
+
+
+def _validate_tape(tape: QuantumScript, snapshots, max_qubits: int, engine: str = "auto") -> None:
     """Refuse, before any device time, what the estimator cannot do."""
     if tape.shots.total_shots is None and snapshots is None:
         raise ValueError(
@@ -149,13 +206,14 @@ def _validate_tape(tape: QuantumScript, snapshots, max_qubits: int) -> None:
             raise UnsupportedCircuitError(f"{type(m).__name__} without an observable.")
     _validate_variance_budget(tape, snapshots)
     n = len(tape.wires)
-    if n > max_qubits:
+    if engine == "dense" and n > max_qubits:
         gib = sweep_memory_bytes(n, 1) / 2**30
         raise ValueError(
             f"The circuit acts on {n} qubits; the dense shadow engine holds 4**{n} Pauli "
             f"coefficients per array (about {gib:.1f} GiB at its peak for one observable, "
             f"more with error bars) and is limited to max_qubits={max_qubits}. Raise "
-            "gradient_kwargs['max_qubits'] if the machine has the memory."
+            "gradient_kwargs['max_qubits'] if the machine has the memory, or use the sparse "
+            "engine (engine='auto' or 'pauli')."
         )
     for p in tape.get_parameters(trainable_only=False):
         value = _concrete_value(p)
@@ -213,21 +271,105 @@ def _expand_transform_shadow(
         # Nothing to differentiate, e.g. our own snapshot tapes when shadow_grad is applied to
         # a QNode that itself uses diff_method="shadow": leave them to the device.
         return [tape], lambda results: results[0]
-    _validate_tape(tape, kwargs.get("snapshots"), kwargs.get("max_qubits", DEFAULT_MAX_QUBITS))
+    _validate_tape(
+        tape,
+        kwargs.get("snapshots"),
+        kwargs.get("max_qubits", DEFAULT_MAX_QUBITS),
+        kwargs.get("engine", "auto"),
+    )
     # A broadcast tape is split here, before PennyLane's ML boundary, so that every batch
     # element is an ordinary tape with its own snapshot budget and the interface (autograd,
     # torch, jax, jax.jit) differentiates the split and the re-stacking itself. PennyLane's
     # vector-Jacobian machinery cannot take a Jacobian w.r.t. broadcast trainable parameters.
+    max_qubits = kwargs.get("max_qubits", DEFAULT_MAX_QUBITS)
+    sparse = select_engine(kwargs.get("engine", "auto"), len(tape.wires), max_qubits) == "pauli"
+    if sparse:
+        _check_sparse_options(tape, kwargs)
     split = qml.transforms.broadcast_expand(tape)[0] if tape.batch_size else [tape]
     new_tapes = []
     for t in split:
         t.trainable_params = tape.trainable_params
         new_tapes.append(decompose_for_gradient(t))
+    if sparse:  # build the sparse model now: its cap refuses before any device time
+        for t in new_tapes:
+            if not any(math.is_abstract(p) for p in t.get_parameters(trainable_only=False)):
+                _sparse_model(
+                    t, kwargs.get("truncation"), kwargs.get("max_words", DEFAULT_MAX_WORDS)
+                )
 
     def postprocessing(results):
         return results[0] if tape.batch_size is None else stack_leaves(results)
 
     return new_tapes, postprocessing
+
+
+def _check_sparse_options(tape: QuantumScript, kwargs: dict) -> None:
+    """Options the sparse engine cannot serve, refused in the expand step (no device time)."""
+    if kwargs.get("strategy") == "auto":
+        raise ValueError(
+            f"strategy='auto' is not available here: the sparse Pauli engine runs "
+            f"({len(tape.wires)} qubits); auto needs an exact simulation and the dense gradient "
+            "blocks. Use strategy='pure' or None, or engine='dense' within max_qubits."
+        )
+    if kwargs.get("biased_bases"):
+        raise ValueError(
+            "biased_bases=True is not available with the sparse engine yet (its fit uses the "
+            "dense gradient blocks); use engine='dense' (n <= max_qubits) or biased_bases=False."
+        )
+
+
+#: Sparse models built in the expand step, reused by the gradient (a few recent ones).
+_MODEL_CACHE: dict = {}
+_MODEL_CACHE_SIZE = 4
+
+
+def _model_key(tape: QuantumScript, circuit: RotationCircuit, truncation, max_words):
+    gates = tuple(
+        (g.wires, g.digits, g.angle, g.param, g.scale)
+        if isinstance(g, PauliRotation)
+        else (g.wires, g.matrix.tobytes())
+        for g in circuit.gates
+    )
+    meas = []
+    for m in tape.measurements:
+        if m.obs is None:
+            meas.append((type(m).__name__, tuple(m.wires)))
+        else:
+            ps = pauli_sum(m.obs, circuit.wire_order)
+            meas.append((type(m).__name__, ps.digits.tobytes(), ps.coeffs.tobytes()))
+    trunc = tuple(sorted((truncation or {}).items()))
+    return (
+        tuple(circuit.wire_order),
+        gates,
+        tuple(meas),
+        tuple(tape.trainable_params),
+        trunc,
+        max_words,
+    )
+
+
+def _sparse_model(tape: QuantumScript, truncation, max_words):
+    """The sparse model of ``tape`` (cached), with the time it took to build."""
+    terms = _observable_terms(tape)
+    circuit = rotation_form(tape)
+    key = _model_key(tape, circuit, truncation, max_words)
+    if key in _MODEL_CACHE:
+        return _MODEL_CACHE[key]
+    truncation = truncation or {}
+    start = time.perf_counter()
+    tm = tape_model(
+        tape,
+        circuit,
+        terms,
+        max_weight=truncation.get("max_weight"),
+        min_coefficient=float(truncation.get("min_coefficient", 0.0)),
+        max_words=int(max_words),
+    )
+    out = (tm, time.perf_counter() - start)
+    if len(_MODEL_CACHE) >= _MODEL_CACHE_SIZE:
+        _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))
+    _MODEL_CACHE[key] = out
+    return out
 
 
 def _observable_terms(tape: QuantumScript) -> dict[int, tuple[int, object]]:
@@ -306,6 +448,9 @@ def shadow_grad(
     max_qubits: int = DEFAULT_MAX_QUBITS,
     strategy: str | None = None,
     biased_bases: bool = False,
+    engine: str = "auto",
+    truncation: dict | None = None,
+    max_words: int = DEFAULT_MAX_WORDS,
 ) -> tuple[QuantumScriptBatch, PostprocessingFn]:
     r"""Estimate every derivative of a circuit from one set of classical-shadow snapshots.
 
@@ -334,7 +479,24 @@ def shadow_grad(
             unbiased variance gradient (default 20).
         seed (int or numpy.random.Generator or None): fixes the random bases. An integer
             draws the same bases at every call; pass a ``Generator`` for fresh bases per call.
-        max_qubits (int): the dense engine refuses larger registers (default 12).
+        max_qubits (int): the dense engine refuses larger registers (default 12); above it
+            ``engine="auto"`` uses the sparse engine.
+        engine (str): classical engine of the pure strategy. ``"dense"`` holds ``4**n``
+            Pauli coefficients (``O(M 4^n)`` time); ``"pauli"`` carries every generator
+            forward as a sparse, bit-packed Pauli sum restricted to the observable's light
+            cone and estimates only the Pauli words the ``G_j`` need, straight from the
+            snapshot bits (time and memory grow with the words kept, not with ``4**n``);
+            exact (untruncated) it gives the same numbers as the dense engine on the same
+            snapshots. ``"auto"`` (default): dense up to ``max_qubits``, sparse above, where
+            ``strategy=None`` runs ``"pure"`` (the hybrid needs the dense blocks).
+        truncation (dict or None): sparse engine only. ``None`` (default): exact.
+            ``{"max_weight": w, "min_coefficient": c}`` (either key) drops carried words of
+            higher weight or smaller coefficient; the record's notes and ``report`` give
+            every component's bias bound (dropped coefficient mass times the sum of ``|o|``
+            of the observable).
+        max_words (int): sparse engine only: the largest number of carried Pauli words
+            (default 4,000,000, about 0.5 GiB at its peak); above it the gradient is refused
+            before any device time, with the sizes and a truncation that would fit.
         strategy (str or None): ``"pure"`` is the textbook estimator above (all ``T`` shots
             are snapshots). ``"auto"`` also runs parameter-shift circuits where they are
             cheaper: the ideal circuit and its shifted copies are simulated classically
@@ -396,10 +558,28 @@ def shadow_grad(
     else:
         budgets = [int(s) for s in tape.shots]
     rng = np.random.default_rng(seed)
-    strategy, reason = resolve_strategy(strategy, tape, terms, bases)
+    chosen_engine = select_engine(engine, circuit.num_qubits, max_qubits)
+    strategy, reason = resolve_strategy(
+        strategy, tape, terms, bases, sparse=chosen_engine == "pauli"
+    )
     if strategy == "auto":
         return hybrid_gradient(
             tape, circuit, budgets, chosen, groups, rng, reason, bool(biased_bases)
+        )
+    if chosen_engine == "pauli":
+        return _pauli_gradient(
+            tape,
+            circuit,
+            budgets,
+            bases,
+            groups,
+            rng,
+            reason,
+            terms,
+            chosen,
+            truncation,
+            max_words,
+            bool(biased_bases),
         )
     if biased_bases:
         plans = _biased_plans(tape, circuit, budgets, bases, groups, rng, terms)
@@ -439,6 +619,96 @@ def shadow_grad(
                         postprocessing_seconds=time.perf_counter() - start,
                         groups=plan.groups,
                         notes=[f"strategy='pure' ({reason})"],
+                        variance=[None if e is None else e**2 for e in errs],
+                        shot_variance=[
+                            None if e is None else e**2 * plan.num_snapshots for e in errs
+                        ],
+                    )
+                )
+            out.append(format_jacobian(jacs, len(tape.trainable_params)))
+        return tuple(out) if tape.shots.has_partitioned_shots else out[0]
+
+    return all_tapes, processing_fn
+
+
+def _pauli_gradient(
+    tape,
+    circuit,
+    budgets,
+    bases,
+    groups,
+    rng,
+    reason,
+    terms,
+    chosen,
+    truncation,
+    max_words,
+    biased_bases,
+):
+    """The pure strategy on the sparse engine: ``G_j`` built before any device time."""
+    _check_sparse_options(tape, {"biased_bases": biased_bases})
+    tm, build_seconds = _sparse_model(tape, truncation, max_words)
+    truncation = truncation or {}
+    model = tm.model
+    plans = [
+        make_plan(circuit.num_qubits, t, bases=bases, groups=groups, seed=rng) for t in budgets
+    ]
+    ops_only = QuantumScript(tape.operations, [])
+    batches = [snapshot_tapes(ops_only, plan, circuit.wire_order) for plan in plans]
+    all_tapes = [t for batch in batches for t in batch]
+    unchosen = [k for k in range(len(tape.trainable_params)) if k not in chosen]
+    kept = (
+        f"pauli (sparse propagation: {model.carried_words} carried words, peak "
+        f"{model.peak_words}, {model.num_words} estimated words)"
+    )
+
+    def processing_fn(results):
+        t0 = time.perf_counter()
+        want_errors = is_recording()
+        out, offset = [], 0
+        for plan, batch in zip(plans, batches):
+            bits = decode_bits(results[offset : offset + len(batch)], plan)
+            offset += len(batch)
+            jacs, errs, bounds = pauli_jacobian(tape, tm, plan, bits, want_errors)
+            for jac, bound in zip(jacs, bounds):
+                jac[unchosen] = 0.0
+                bound[unchosen] = 0.0
+            if want_errors:
+                largest = max((float(np.max(b)) if np.size(b) else 0.0) for b in bounds)
+                notes = [
+                    f"strategy='pure' ({reason})",
+                    f"engine='pauli': {model.carried_words} carried words (peak "
+                    f"{model.peak_words}), {model.num_words} Pauli words estimated from the "
+                    f"snapshots, model built in {build_seconds:.3f} s before the device ran",
+                    "truncation: none (exact)"
+                    if not truncation
+                    else f"truncation {truncation}: largest bias bound {largest:.3g} "
+                    "(per component in report['bias_bound'])",
+                ]
+                publish(
+                    GradientRecord(
+                        method="shadow",
+                        jacobian=jacs,
+                        stderr=errs,
+                        snapshots=plan.num_snapshots,
+                        circuits=plan.num_bases,
+                        plan=("all 3**n bases" if not plan.random else "random bases")
+                        + f", {plan.num_bases} bases, {plan.groups} groups",
+                        engine=kept,
+                        num_qubits=circuit.num_qubits,
+                        num_params=circuit.num_params,
+                        postprocessing_seconds=time.perf_counter() - t0,
+                        groups=plan.groups,
+                        notes=notes,
+                        report={
+                            "engine": "pauli",
+                            "carried_words": model.carried_words,
+                            "peak_words": model.peak_words,
+                            "estimated_words": model.num_words,
+                            "truncation": dict(truncation),
+                            "bias_bound": bounds,
+                            "build_seconds": build_seconds,
+                        },
                         variance=[None if e is None else e**2 for e in errs],
                         shot_variance=[
                             None if e is None else e**2 * plan.num_snapshots for e in errs

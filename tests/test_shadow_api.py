@@ -102,7 +102,7 @@ REFUSALS = {
     "probs-of-op": (_returning("probs_of_op"), {}, X, UnsupportedCircuitError, r"probs\(op="),
     "too-many-qubits": (
         _three_qubits,
-        {"gradient_kwargs": {"max_qubits": 2}},
+        {"gradient_kwargs": {"max_qubits": 2, "engine": "dense"}},
         X,
         ValueError,
         "acts on 3 qubits.*max_qubits=2",
