@@ -172,7 +172,13 @@ def test_engines_sign_matches_counts():
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"thresholds": "fixed"}, {"checks": "unsigned"}, {"schedule": (1,)}],
+    [
+        {},
+        {"thresholds": "fixed"},
+        {"checks": "unsigned"},
+        {"schedule": (1,)},
+        {"shadow_baseline": True},
+    ],
 )
 def test_gradient_options_within_epsilon(options):
     dev = qml.device("default.qubit")
@@ -208,3 +214,8 @@ def test_gradient_options_within_epsilon(options):
         assert "undisturbed-copies model" in c["thresholds_validity"]
     else:
         assert "gentleness" in c["thresholds_validity"]
+    assert "union bound over rotations" in rep["parameter_shift"]["sizing"]
+    if options.get("shadow_baseline"):
+        assert rep["shadow"]["snapshots"] > 0 and "NORMAL" in rep["shadow"]["sizing"]
+    else:
+        assert "shadow" not in rep

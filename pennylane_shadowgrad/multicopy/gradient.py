@@ -47,6 +47,7 @@ _OPTIONS = {
     "checks",
     "schedule",
     "thresholds",
+    "shadow_baseline",
 }
 #: The dense hypothesis holds 4**n entries and its update diagonalises a 2**n matrix.
 MAX_QUBITS = 10
@@ -511,6 +512,23 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
     return result.values, report
 
 
+def _shadow_baseline(tape: QuantumScript, epsilon: float, delta: float) -> dict:
+    """Single-copy shadow snapshots for every derivative within ``epsilon`` w.p. ``1 - delta``."""
+    from ..planning import plan
+
+    sizing = (
+        "pennylane_shadowgrad.plan: exact per-component variance of the default shadow plan, "
+        "NORMAL approximation with a union bound over components (not rigorous)"
+    )
+    try:
+        budget = plan(tape, shots=1000, epsilon=epsilon, delta=delta, seed=0).budget["shadow"]
+    except Exception as err:  # the baseline must never break the gradient
+        return {"snapshots": None, "sizing": sizing, "error": f"{type(err).__name__}: {err}"}
+    if budget < 0:
+        return {"snapshots": None, "sizing": sizing, "error": "non-finite variance"}
+    return {"snapshots": int(budget), "copies": int(budget), "sizing": sizing}
+
+
 @partial(
     qml.transform,
     expand_transform=_expand_transform_multicopy,
@@ -532,6 +550,7 @@ def gentle_multicopy_grad(
     checks: str = "signed",
     schedule=DEFAULT_SCHEDULE,
     thresholds: str = "random",
+    shadow_baseline: bool = False,
 ) -> tuple[QuantumScriptBatch, PostprocessingFn]:
     r"""Every derivative from one certified hypothesis state (gentle multi-copy protocol).
 
@@ -573,6 +592,10 @@ def gentle_multicopy_grad(
         thresholds (str): ``"random"`` (default; uniform in ``[eps/2, 3eps/4]``, which the
             gentleness argument needs) or ``"fixed"`` (``5eps/8``: valid only in the
             undisturbed-copies model of the statistical engine, labelled so in the report).
+        shadow_baseline (bool): also size this package's single-copy ``"shadow"`` for the same
+            ``(epsilon, delta)`` (report key ``"shadow"``; :func:`~pennylane_shadowgrad.plan`:
+            exact per-component variance, normal approximation with a union bound over
+            components, NOT rigorous; it simulates the circuit's shifted copies). Default off.
 
     Returns:
         qnode (QNode) or tuple[List[QuantumTape], function]: one analytic-state tape
@@ -663,6 +686,8 @@ def gentle_multicopy_grad(
                         UserWarning,
                         stacklevel=2,
                     )
+                if shadow_baseline:
+                    rep["shadow"] = _shadow_baseline(tape, epsilon, delta)
                 jac = checks.to_parameters(values, num_params)
                 jac[unchosen] = 0.0
                 jacs.append(jac)
