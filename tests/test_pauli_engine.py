@@ -374,3 +374,22 @@ def test_limit_error_names_sizes_and_a_truncation_that_fits():
     with pytest.raises(pp.PauliEngineLimitError, match="max_weight") as info:
         pp.build_model(circuit, [obs], max_words=200)
     assert "words by pauli weight" in str(info.value).lower()
+
+
+def test_estimated_words_cap_refuses():
+    """A Hamiltonian can need more estimated words than carried ones: that cap holds too."""
+    n = 6
+    ops = [qml.RY(pnp.array(0.3 + 0.1 * q, requires_grad=True), q) for q in range(n)]
+    ops += [qml.CNOT([q, q + 1]) for q in range(n - 1)]
+    ham = qml.Hamiltonian(
+        [1.0] * (2 * n - 1),
+        [qml.Z(q) @ qml.Z(q + 1) for q in range(n - 1)] + [qml.X(q) for q in range(n)],
+    )
+    tape = QuantumScript(ops, [qml.expval(ham)])
+    tape.trainable_params = list(range(n))
+    circuit = rotation_form(decompose_for_gradient(tape))
+    exact = pp.tape_model(tape, circuit, {})
+    cap = exact.model.peak_words + 1
+    assert exact.model.num_words > cap
+    with pytest.raises(pp.PauliEngineLimitError, match="distinct Pauli words"):
+        pp.tape_model(tape, circuit, {}, max_words=cap)

@@ -420,6 +420,15 @@ def build_model(
     _, first, inverse = np.unique(view, return_index=True, return_inverse=True)
     inverse = inverse.ravel()
     u = len(first)
+    if u > max_words:
+        raise PauliEngineLimitError(
+            f"The gradient observables G_j of {m} parameters on {n} qubits need {u} distinct "
+            f"Pauli words estimated from the snapshots ({carried.peak_words} carried words at "
+            f"the peak), above the cap max_words={max_words}. Truncate the carried generators "
+            "(truncation={'max_weight': ...} or {'min_coefficient': ...}; the record reports "
+            "the bias bound it costs) or raise gradient_kwargs['max_words'] if the machine has "
+            "the memory (about 400 bytes a word with 20 groups). Nothing was run."
+        )
     gradient, observable, bias = [], [], []
     offset = 0
     for t, _x, _z, c, *_ in parts:
