@@ -680,9 +680,9 @@ def gentle_multicopy_grad(
                         "diff_method='gentle-multicopy': no hypothesis was certified within "
                         f"max_rounds={rep['constants']['max_rounds']}; the returned gradient is "
                         "the last hypothesis' prediction and carries no (epsilon, delta) "
-                        "guarantee. Raise max_rounds, or use the theoretical sizes (constants="
-                        "'theoretical', no batch_size, batch_scale=1): batches that are too "
-                        "small fire on noise and never certify.",
+                        "guarantee. Raise max_rounds, or use the rigorous sizes (no "
+                        "batch_size, batch_scale=1): batches that are too small fire on noise "
+                        "and never certify.",
                         UserWarning,
                         stacklevel=2,
                     )
