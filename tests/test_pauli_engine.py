@@ -391,5 +391,5 @@ def test_estimated_words_cap_refuses():
     exact = pp.tape_model(tape, circuit, {})
     cap = exact.model.peak_words + 1
     assert exact.model.num_words > cap
-    with pytest.raises(pp.PauliEngineLimitError, match="distinct Pauli words"):
+    with pytest.raises(pp.PauliEngineLimitError, match="G_j of 6 parameters.*above the cap"):
         pp.tape_model(tape, circuit, {}, max_words=cap)

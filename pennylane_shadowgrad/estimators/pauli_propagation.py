@@ -388,8 +388,15 @@ def build_model(
             support |= np.bitwise_or.reduce(ox | oz, axis=0)
     carried = carry_generators(circuit, support, max_weight, min_coefficient, max_words)
     parts = []  # per observable: G's (tag, x, z, c) and O's (x, z, c)
+    entries = 0
     for ox, oz, oc in packed:
-        gt, gx, gz, gc = [], [], [], []
+        acc = (
+            np.zeros(0, np.int64),
+            np.zeros((0, nb), np.uint64),
+            np.zeros((0, nb), np.uint64),
+            np.zeros(0),
+        )
+        pending, size = [], 0
         for o in range(len(oc)):
             anti = anticommutes(carried.x, carried.z, ox[o], oz[o])
             if not np.any(anti):
@@ -397,22 +404,32 @@ def build_model(
             qx, qz = carried.x[anti], carried.z[anti]
             # (i/2)[q, o] = i q o = i i^e r: -1 for e = 1, +1 for e = 3
             e = product_phase(qx, qz, ox[o], oz[o])
-            gt.append(carried.tag[anti])
-            gx.append(qx ^ ox[o])
-            gz.append(qz ^ oz[o])
-            gc.append(carried.coeffs[anti] * oc[o] * np.where(e == 1, -1.0, 1.0))
-        if gt:
-            t, x, z, c = _merge(
-                np.concatenate(gt), np.concatenate(gx), np.concatenate(gz), np.concatenate(gc)
+            sign = np.where(e == 1, -1.0, 1.0)
+            pending.append(
+                (carried.tag[anti], qx ^ ox[o], qz ^ oz[o], carried.coeffs[anti] * oc[o] * sign)
             )
-        else:
-            t, x, z, c = (
-                np.zeros(0, np.int64),
-                np.zeros((0, nb), np.uint64),
-                np.zeros((0, nb), np.uint64),
-                np.zeros(0),
+            size += len(qx)
+            if size > max_words or o == len(oc) - 1:  # merge as we go: memory stays bounded
+                acc = _merge(
+                    *(np.concatenate([a, *[p[i] for p in pending]]) for i, a in enumerate(acc))
+                )
+                pending, size = [], 0
+                if entries + len(acc[3]) > max_words:
+                    raise PauliEngineLimitError(
+                        f"The gradient observables G_j of {m} parameters on {n} qubits need more "
+                        f"than {max_words} (parameter, Pauli word) entries ({carried.peak_words} "
+                        f"carried words at the peak), above the cap max_words={max_words}. "
+                        "Truncate the carried generators (truncation={'max_weight': ...} or "
+                        "{'min_coefficient': ...}; the record reports the bias bound it costs) "
+                        "or raise gradient_kwargs['max_words'] if the machine has the memory. "
+                        "Nothing was run."
+                    )
+        if pending:
+            acc = _merge(
+                *(np.concatenate([a, *[p[i] for p in pending]]) for i, a in enumerate(acc))
             )
-        parts.append((t, x, z, c, ox, oz, oc))
+        entries += len(acc[3])
+        parts.append((*acc, ox, oz, oc))
     all_x = np.concatenate([p[1] for p in parts] + [p[4] for p in parts])
     all_z = np.concatenate([p[2] for p in parts] + [p[5] for p in parts])
     key = np.ascontiguousarray(np.concatenate([all_x, all_z], axis=1))
