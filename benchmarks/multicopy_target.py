@@ -134,7 +134,7 @@ def main():
             sh = [r["shadow_snapshots_normal"] for r in sel if r["shadow_snapshots_normal"]]
             worst = max(r["max_error"] for r in sel)
             print(
-                f"M={m:5d} {variant:10s} copies {c:.3g}  param-shift (Hoeffding) {ps:.3g}  "
+                f"M={m:5d} {variant:10s} copies {c:.3g}  param-shift (rigorous) {ps:.3g}  "
                 f"ratio {c / ps:.3g}  shadow (normal approx.) "
                 f"{np.median(sh) if sh else float('nan'):.3g}  worst error {worst:.3f}  "
                 f"all within eps: {worst <= EPSILON}  time/gradient "

@@ -187,10 +187,15 @@ def _dense_coefficients(ps: PauliSum, n: int) -> np.ndarray:
 
 
 def _choose_register(register, ob: _Observable, checks, circuit, eps_rot, delta, opts):
-    """Pick the variant with fewer estimated gate applications per batch (rank decides)."""
+    """Pick the variant that needs fewer copies per batch (the protocol's resource).
+
+    The two-register variant checks ``G_j / s2`` (``s2`` the trace of ``O - lambda I``) and
+    spends an ``omega`` copy per batch copy; the single-register one checks ``G_j / g`` (``g``
+    the spectral half-width). Estimated gate applications per batch are reported for both.
+    """
     n, num_gates = circuit.num_qubits, len(circuit.gates)
     weights = _weights(checks, circuit)
-    estimates = {}
+    estimates, copies = {}, {}
     for variant, s in (("single-register", ob.half_width), ("two-register", ob.s2)):
         if s <= 0:
             continue
@@ -202,19 +207,21 @@ def _choose_register(register, ob: _Observable, checks, circuit, eps_rot, delta,
         estimates[variant] = const.batch * cost.batch_gates(
             variant, checks.num_checks, checks.gate_index, per, num_gates, prep
         )
+        copies[variant] = const.batch * (2 if variant == "two-register" else 1)
     if register == "single":
         return "single-register", "requested (register='single')", estimates
     if register == "two":
         return "two-register", "requested (register='two')", estimates
     if not estimates:
         return "single-register", "constant observable", estimates
-    best = min(estimates, key=estimates.get)
+    best = min(copies, key=lambda k: (copies[k], k != "single-register"))
     reason = (
         f"register='auto': O - lambda_{'min' if ob.sign > 0 else 'max'} I has rank {ob.rank} "
-        f"(trace {ob.s2:.3g}) against half-width g = {ob.half_width:.3g}; estimated gate "
-        "applications per full-sweep batch: "
+        f"(trace {ob.s2:.3g}) against half-width g = {ob.half_width:.3g}; copies per batch: "
+        + ", ".join(f"{k} {v:.3g}" for k, v in copies.items())
+        + "; estimated gate applications per full-sweep batch: "
         + ", ".join(f"{k} {v:.3g}" for k, v in estimates.items())
-        + f"; chose {best}"
+        + f"; chose {best} (fewer copies)"
     )
     return best, reason, estimates
 
@@ -574,7 +581,8 @@ def gentle_multicopy_grad(
         batch_size (int or None): copies of every batch (no guarantee); default: per round
             ``r`` the smallest batch whose exact binomial failure bounds at the hypothesis'
             predictions sum to ``(delta/2) 6/(pi^2 r^2)``.
-        register (str): ``"auto"`` (by the observable's rank and estimated gate cost),
+        register (str): ``"auto"`` (the variant with fewer copies per batch, by the
+            observable's half-width against its rank-weighted trace),
             ``"single"`` (any observable, ``O(M - j)`` gates per check) or ``"two"`` (an
             ``omega`` register, ``O(n)`` gates per check, low-rank observables).
         engine (str): ``"statistical"`` (default; binomial law on undisturbed copies plus a
