@@ -41,7 +41,8 @@ X = qml.numpy.array([0.4, 1.1, -0.7, 0.9, 0.3], requires_grad=True)
     [
         (lambda: qml.Z(0) @ qml.Z(2) + 0.5 * qml.X(1), "auto", "single-register"),
         (lambda: qml.Projector([0, 0, 0], wires=[0, 1, 2]), "two", "two-register"),
-        # M = 5: the two-register batch is 4x larger and checks are cheap, so auto stays single
+        # the two-register batch is 4x larger and spends an omega copy per copy: auto (fewest
+        # copies) stays single
         (lambda: qml.Projector([0, 0, 0], wires=[0, 1, 2]), "auto", "single-register"),
         (lambda: qml.Projector([0, 0, 0], wires=[0, 1, 2]), "single", "single-register"),
     ],
@@ -107,6 +108,16 @@ def test_uncertified_result_warns():
     with sg.record() as rec, pytest.warns(UserWarning, match="no hypothesis was certified"):
         qml.grad(qnode)(X)
     assert not rec[0].report["certified"]
+
+
+def test_wall_clock_cap_raises_a_clear_error():
+    qnode, _ = _qnode(
+        lambda: qml.Z(0) @ qml.Z(2) + 0.5 * qml.X(1), "single", batch_size=3, max_seconds=1e-9
+    )
+    with pytest.raises(RuntimeError, match=r"max_seconds=1e-09\) in round 1 of at most"):
+        qml.grad(qnode)(X)
+    with pytest.raises(ValueError, match="max_seconds must be a positive number"):
+        qml.grad(_qnode(lambda: qml.Z(0), max_seconds=0)[0])(X)
 
 
 def test_exact_engine_small_batch_runs():

@@ -33,6 +33,9 @@ from . import report as cost
 from .engines import ExactEngine, StatisticalEngine
 from .sweep import _REMOVED_CALIBRATED, DEFAULT_SCHEDULE, protocol_constants, run_protocol
 
+#: Default wall-clock cap of one gradient's classical emulation (seconds).
+DEFAULT_MAX_SECONDS = 600.0
+
 _OPTIONS = {
     "argnum",
     "epsilon",
@@ -42,6 +45,7 @@ _OPTIONS = {
     "engine",
     "seed",
     "max_rounds",
+    "max_seconds",
     "constants",
     "batch_scale",
     "checks",
@@ -66,6 +70,9 @@ def _validate_options(kwargs: dict) -> None:
         raise ValueError(f"epsilon must be positive, got {eps}.")
     if delta is not None and not 0 < delta < 1:
         raise ValueError(f"delta must lie in (0, 1), got {delta}.")
+    cap = kwargs.get("max_seconds", DEFAULT_MAX_SECONDS)
+    if cap is not None and not (isinstance(cap, int | float) and cap > 0):
+        raise ValueError(f"max_seconds must be a positive number or None, got {cap!r}.")
     if kwargs.get("register", "auto") not in ("auto", "single", "two"):
         raise ValueError("register must be 'auto', 'single' or 'two'.")
     if kwargs.get("engine", "statistical") not in ("statistical", "exact"):
@@ -378,6 +385,7 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
         engine,
         const,
         rng,
+        opts["max_seconds"],
     )
     weights = _weights(checks, circuit)
     sizes = result.batch_sizes
@@ -552,6 +560,7 @@ def gentle_multicopy_grad(
     engine: str = "statistical",
     seed: int | np.random.Generator | None = None,
     max_rounds: int | None = None,
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
     constants: str = "theoretical",
     batch_scale: float = 1.0,
     checks: str = "signed",
@@ -589,6 +598,9 @@ def gentle_multicopy_grad(
             damage bound) or ``"exact"`` (joint state of the batch, at most 16 qubits).
         seed (int or numpy.random.Generator or None): thresholds and emulated outcomes.
         max_rounds (int or None): round limit (default: the learner's mistake bound + 1).
+        max_seconds (float or None): wall-clock cap of one gradient's classical emulation
+            (default 600 s); past it a ``RuntimeError`` says where the run stood and what to
+            change. ``None``: no cap.
         constants (str): ``"theoretical"`` (the only value: rigorous on undisturbed copies;
             ``"calibrated"`` was removed and raises an error naming this replacement).
         batch_scale (float): multiplies every batch size (``< 1`` voids the guarantee; the
@@ -655,6 +667,7 @@ def gentle_multicopy_grad(
         "delta": float(delta),
         "batch_size": batch_size,
         "max_rounds": max_rounds,
+        "max_seconds": None if max_seconds is None else float(max_seconds),
         "constants": constants,
         "batch_scale": float(batch_scale),
         "checks": check_kind,

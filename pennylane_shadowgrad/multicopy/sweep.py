@@ -36,6 +36,7 @@ of the statistical engine, and reported that way. The protocol never sees a stat
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -276,6 +277,7 @@ def run_protocol(
     engine: Engine,
     constants: ProtocolConstants,
     rng: np.random.Generator,
+    max_seconds: float | None = None,
 ) -> ProtocolResult:
     """Learn a hypothesis that passes a whole sweep and return its values ``Tr(G_j sigma)``.
 
@@ -283,7 +285,13 @@ def run_protocol(
         predict: ``sigma -> (Tr(G_j sigma))_j`` (the shared evaluator).
         effect: ``j -> E_j`` as a matrix on the data register (for the learner).
         engine: answers the checks and estimates.
+        max_seconds: wall-clock cap of the classical emulation; past it a ``RuntimeError``
+            says where the run stood (``None``: no cap).
+
+    Raises:
+        RuntimeError: the run exceeded ``max_seconds``.
     """
+    start = time.perf_counter()
     if constants.signed:
         state = mmw.init_learner(num_qubits, constants.tau, 0.0)
     else:
@@ -294,6 +302,16 @@ def run_protocol(
     check = engine.check_signed if constants.signed else engine.check
     level, last = 0, len(constants.levels) - 1
     for _ in range(constants.max_rounds):
+        elapsed = time.perf_counter() - start
+        if max_seconds is not None and elapsed > max_seconds:
+            raise RuntimeError(
+                f"gentle-multicopy stopped after {elapsed:.0f} s (max_seconds={max_seconds}) "
+                f"in round {result.rounds + 1} of at most {constants.max_rounds}, after "
+                f"{result.updates} learner updates (mistake bound {constants.mistake_bound}). "
+                "The batches are probably too small for the hypothesis to certify: use the "
+                "default sizes (no batch_size/batch_scale), a larger epsilon, or raise "
+                "gradient_kwargs['max_seconds']."
+            )
         result.rounds += 1
         eps_l = constants.levels[level]
         p = np.clip(0.5 * (1 + values / scale), 0.0, 1.0)
