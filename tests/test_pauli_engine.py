@@ -391,5 +391,59 @@ def test_estimated_words_cap_refuses():
     exact = pp.tape_model(tape, circuit, {})
     cap = exact.model.peak_words + 1
     assert exact.model.num_words > cap
-    with pytest.raises(pp.PauliEngineLimitError, match="G_j of 6 parameters.*above the cap"):
+    with pytest.raises(pp.PauliEngineLimitError, match=r"G_j of 6 parameters.*above the cap"):
         pp.tape_model(tape, circuit, {}, max_words=cap)
+
+
+def _light_cone_reference(body, w, observable_wires):
+    """Exact gradient from the gates in the observable's backward light cone (default.qubit)."""
+    tape = qml.tape.make_qscript(body)(w)
+    ops, obs = tape.operations, tape.measurements[0].obs
+    cone, keep = set(observable_wires), []
+    for i in range(len(ops) - 1, -1, -1):
+        if set(ops[i].wires.tolist()) & cone:
+            cone |= set(ops[i].wires.tolist())
+            keep.append(i)
+    keep.sort()
+    # op index -> position in w.ravel() (the body uses w in ravel order)
+    param_of = dict(zip([i for i, op in enumerate(ops) if op.num_params], range(w.size)))
+    trainable = [i for i in keep if ops[i].num_params]
+
+    def reduced(v):
+        it = iter(v)
+        for i in keep:
+            op = ops[i]
+            if op.num_params:
+                type(op)(next(it), wires=op.wires)
+            else:
+                type(op)(wires=op.wires)
+        return qml.expval(obs)
+
+    dev = qml.device("default.qubit", wires=sorted(cone))
+    values = pnp.array([float(w.ravel()[param_of[i]]) for i in trainable], requires_grad=True)
+    grad = qml.grad(qml.QNode(reduced, dev, diff_method="backprop"))(values)
+    exact = np.zeros(w.size)
+    exact[[param_of[i] for i in trainable]] = grad
+    return exact.reshape(w.shape)
+
+
+@pytest.mark.slow
+def test_fifty_qubit_brickwork_on_aer_mps_default_options():
+    """50 qubits, depth 3, M = 300, qiskit.aer MPS at default options: within 5 SE (~2 min)."""
+    pytest.importorskip("pennylane_qiskit")
+    n, depth = 50, 3
+    body = _brickwork(n, depth)
+    w = pnp.array(
+        np.random.default_rng(50).uniform(0, 2 * np.pi, (depth, n, 2)), requires_grad=True
+    )
+    dev = qml.device("qiskit.aer", wires=n, method="matrix_product_state", seed=3)
+    qnode = qml.QNode(body, dev, diff_method="shadow", shots=30000, gradient_kwargs={"seed": 2})
+    with sg.record() as rec:
+        grad = qml.grad(qnode)(w)
+    record = rec[0]
+    assert record.engine.startswith("pauli") and record.postprocessing_seconds < 60
+    exact = _light_cone_reference(body, w, [n // 2 - 1, n // 2])
+    se = record.stderr[0].reshape(grad.shape)
+    inside = np.abs(exact) > 1e-10
+    assert np.all(grad[~inside] == 0.0)
+    assert np.all(np.abs(grad - exact)[inside] <= 5 * se[inside])
