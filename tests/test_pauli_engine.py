@@ -447,3 +447,39 @@ def test_fifty_qubit_brickwork_on_aer_mps_default_options():
     inside = np.abs(exact) > 1e-10
     assert np.all(grad[~inside] == 0.0)
     assert np.all(np.abs(grad - exact)[inside] <= 5 * se[inside])
+
+
+@pytest.mark.parametrize("kind, warns", [("tfim", True), ("local", False)])
+def test_sparse_default_warns_when_parameter_shift_is_likely_cheaper(kind, warns):
+    """Above max_qubits the default runs pure shadow without planning: a global Hamiltonian
+    behind a CNOT ladder (shadow measured 12-465x worse than parameter-shift) warns before any
+    device time; a two-body observable on a shallow brickwork does not."""
+    import warnings
+
+    n = 13
+    dev = qml.device("default.qubit", wires=n, seed=1)
+    if kind == "tfim":
+        terms = [qml.Z(i) @ qml.Z(i + 1) for i in range(n - 1)] + [qml.X(i) for i in range(n)]
+        obs = qml.dot([1.0] * (n - 1) + [0.7] * n, terms)
+    else:
+        obs = qml.Z(6) @ qml.Z(7)
+
+    @qml.qnode(dev, diff_method="shadow", shots=300)
+    def f(v):
+        for layer in range(2):
+            for q in range(n):
+                qml.RY(v[layer * n + q], q)
+            for q in range(n - 1):
+                if kind == "tfim":
+                    qml.CNOT([q, q + 1])  # a ladder: generators spread over every qubit
+                elif (q + layer) % 2 == 0:
+                    qml.CZ([q, q + 1])  # a brickwork: light cones stay small
+        return qml.expval(obs)
+
+    x = qml.numpy.array(np.linspace(0.1, 2.0, 2 * n), requires_grad=True)
+    with qml.Tracker(dev) as tracker, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sg.shadow_grad(qml.workflow.construct_tape(f)(x))
+    assert tracker.totals.get("executions", 0) == 0
+    hits = [w for w in caught if "likely much cheaper" in str(w.message)]
+    assert bool(hits) == warns
