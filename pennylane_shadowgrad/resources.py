@@ -41,7 +41,9 @@ class GradientRecord:
         groups: independent replicate groups behind ``stderr`` (0 where there are none).
         notes: anything a reader of the numbers must know.
         report: for ``"gentle-multicopy"``, the resource report (copies, gate applications,
-            quantum memory, checks, firings, bounds, notes); ``None`` for ``"shadow"``.
+            quantum memory, checks, firings, bounds, notes); for ``"shadow"`` on the sparse
+            engine (``engine="pauli"``) the words carried and estimated, the truncation and
+            the per-component ``bias_bound``; ``None`` otherwise.
         variance: estimated variance of every entry of ``jacobian`` (same shapes): for the
             pure strategy the squared jackknife error, for ``auto`` the measured variance of
             the combination (jackknife of the snapshot part, sample variances of the shifted
