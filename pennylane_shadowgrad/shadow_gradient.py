@@ -590,19 +590,35 @@ def shadow_grad(
         plans = [
             make_plan(circuit.num_qubits, t, bases=bases, groups=groups, seed=rng) for t in budgets
         ]
+
+    def estimate(plan, results, want_errors):
+        outcomes = decode(results, plan)
+        jacs, errs = shadow_jacobian(tape, circuit, plan, outcomes, terms, want_errors)
+        return jacs, errs, {"engine": "dense", "notes": [f"strategy='pure' ({reason})"]}
+
+    return _pure_round(tape, circuit, plans, chosen, estimate)
+
+
+def _pure_round(tape, circuit, plans, chosen, estimate):
+    """The pure strategy's tapes and processing, whatever the engine.
+
+    ``estimate(plan, results, want_errors) -> (jacobians, errors, record fields)`` turns one
+    budget's snapshot results into per-measurement Jacobians; components not in ``chosen``
+    are zeroed, and inside :func:`~.resources.record` every budget publishes its record.
+    """
     ops_only = QuantumScript(tape.operations, [])
     batches = [snapshot_tapes(ops_only, plan, circuit.wire_order) for plan in plans]
     all_tapes = [t for batch in batches for t in batch]
     unchosen = [k for k in range(len(tape.trainable_params)) if k not in chosen]
 
     def processing_fn(results):
-        start = time.perf_counter()
-        want_errors = is_recording()
         out, offset = [], 0
         for plan, batch in zip(plans, batches):
-            outcomes = decode(results[offset : offset + len(batch)], plan)
+            start = time.perf_counter()
+            want_errors = is_recording()
+            part = results[offset : offset + len(batch)]
             offset += len(batch)
-            jacs, errs = shadow_jacobian(tape, circuit, plan, outcomes, terms, want_errors)
+            jacs, errs, fields = estimate(plan, part, want_errors)
             for jac in jacs:
                 jac[unchosen] = 0.0
             if want_errors:
@@ -615,16 +631,15 @@ def shadow_grad(
                         circuits=plan.num_bases,
                         plan=("all 3**n bases" if not plan.random else "random bases")
                         + f", {plan.num_bases} bases, {plan.groups} groups",
-                        engine="dense",
                         num_qubits=circuit.num_qubits,
                         num_params=circuit.num_params,
                         postprocessing_seconds=time.perf_counter() - start,
                         groups=plan.groups,
-                        notes=[f"strategy='pure' ({reason})"],
                         variance=[None if e is None else e**2 for e in errs],
                         shot_variance=[
                             None if e is None else e**2 * plan.num_snapshots for e in errs
                         ],
+                        **fields,
                     )
                 )
             out.append(format_jacobian(jacs, len(tape.trainable_params)))
@@ -703,69 +718,37 @@ def _pauli_gradient(
     plans = [
         make_plan(circuit.num_qubits, t, bases=bases, groups=groups, seed=rng) for t in budgets
     ]
-    ops_only = QuantumScript(tape.operations, [])
-    batches = [snapshot_tapes(ops_only, plan, circuit.wire_order) for plan in plans]
-    all_tapes = [t for batch in batches for t in batch]
     unchosen = [k for k in range(len(tape.trainable_params)) if k not in chosen]
     kept = (
         f"pauli (sparse propagation: {model.carried_words} carried words, peak "
         f"{model.peak_words}, {model.num_words} estimated words)"
     )
 
-    def processing_fn(results):
-        t0 = time.perf_counter()
-        want_errors = is_recording()
-        out, offset = [], 0
-        for plan, batch in zip(plans, batches):
-            bits = decode_bits(results[offset : offset + len(batch)], plan)
-            offset += len(batch)
-            jacs, errs, bounds = pauli_jacobian(tape, tm, plan, bits, want_errors)
-            for jac, bound in zip(jacs, bounds):
-                jac[unchosen] = 0.0
-                bound[unchosen] = 0.0
-            if want_errors:
-                largest = max((float(np.max(b)) if np.size(b) else 0.0) for b in bounds)
-                notes = [
-                    f"strategy='pure' ({reason})",
-                    f"engine='pauli': {model.carried_words} carried words (peak "
-                    f"{model.peak_words}), {model.num_words} Pauli words estimated from the "
-                    f"snapshots, model built in {build_seconds:.3f} s before the device ran",
-                    "truncation: none (exact)"
-                    if not truncation
-                    else f"truncation {truncation}: largest bias bound {largest:.3g} "
-                    "(per component in report['bias_bound'])",
-                ]
-                publish(
-                    GradientRecord(
-                        method="shadow",
-                        jacobian=jacs,
-                        stderr=errs,
-                        snapshots=plan.num_snapshots,
-                        circuits=plan.num_bases,
-                        plan=("all 3**n bases" if not plan.random else "random bases")
-                        + f", {plan.num_bases} bases, {plan.groups} groups",
-                        engine=kept,
-                        num_qubits=circuit.num_qubits,
-                        num_params=circuit.num_params,
-                        postprocessing_seconds=time.perf_counter() - t0,
-                        groups=plan.groups,
-                        notes=notes,
-                        report={
-                            "engine": "pauli",
-                            "carried_words": model.carried_words,
-                            "peak_words": model.peak_words,
-                            "estimated_words": model.num_words,
-                            "truncation": dict(truncation),
-                            "bias_bound": bounds,
-                            "build_seconds": build_seconds,
-                        },
-                        variance=[None if e is None else e**2 for e in errs],
-                        shot_variance=[
-                            None if e is None else e**2 * plan.num_snapshots for e in errs
-                        ],
-                    )
-                )
-            out.append(format_jacobian(jacs, len(tape.trainable_params)))
-        return tuple(out) if tape.shots.has_partitioned_shots else out[0]
+    def estimate(plan, results, want_errors):
+        bits = decode_bits(results, plan)
+        jacs, errs, bounds = pauli_jacobian(tape, tm, plan, bits, want_errors)
+        for bound in bounds:
+            bound[unchosen] = 0.0
+        largest = max((float(np.max(b)) if np.size(b) else 0.0) for b in bounds)
+        notes = [
+            f"strategy='pure' ({reason})",
+            f"engine='pauli': {model.carried_words} carried words (peak "
+            f"{model.peak_words}), {model.num_words} Pauli words estimated from the "
+            f"snapshots, model built in {build_seconds:.3f} s before the device ran",
+            "truncation: none (exact)"
+            if not truncation
+            else f"truncation {truncation}: largest bias bound {largest:.3g} "
+            "(per component in report['bias_bound'])",
+        ]
+        report = {
+            "engine": "pauli",
+            "carried_words": model.carried_words,
+            "peak_words": model.peak_words,
+            "estimated_words": model.num_words,
+            "truncation": dict(truncation),
+            "bias_bound": bounds,
+            "build_seconds": build_seconds,
+        }
+        return jacs, errs, {"engine": kept, "notes": notes, "report": report}
 
-    return all_tapes, processing_fn
+    return _pure_round(tape, circuit, plans, chosen, estimate)
