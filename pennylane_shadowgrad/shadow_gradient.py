@@ -569,20 +569,7 @@ def shadow_grad(
             tape, circuit, budgets, chosen, groups, rng, reason, bool(biased_bases)
         )
     if chosen_engine == "pauli":
-        return _pauli_gradient(
-            tape,
-            circuit,
-            budgets,
-            bases,
-            groups,
-            rng,
-            reason,
-            terms,
-            chosen,
-            truncation,
-            max_words,
-            bool(biased_bases),
-        )
+        _check_sparse_options(tape, {"biased_bases": biased_bases})
     if biased_bases:
         plans = _biased_plans(tape, circuit, budgets, bases, groups, rng, terms)
         reason += "; locally-biased bases"
@@ -590,6 +577,9 @@ def shadow_grad(
         plans = [
             make_plan(circuit.num_qubits, t, bases=bases, groups=groups, seed=rng) for t in budgets
         ]
+    if chosen_engine == "pauli":
+        estimate = _pauli_estimate(tape, circuit, chosen, reason, truncation, max_words, budgets)
+        return _pure_round(tape, circuit, plans, chosen, estimate)
 
     def estimate(plan, results, want_errors):
         outcomes = decode(results, plan)
@@ -694,30 +684,14 @@ def _warn_if_shadow_is_likely_worse(tape, circuit, tm, budget: int) -> None:
         )
 
 
-def _pauli_gradient(
-    tape,
-    circuit,
-    budgets,
-    bases,
-    groups,
-    rng,
-    reason,
-    terms,
-    chosen,
-    truncation,
-    max_words,
-    biased_bases,
-):
-    """The pure strategy on the sparse engine: ``G_j`` built before any device time."""
-    _check_sparse_options(tape, {"biased_bases": biased_bases})
+def _pauli_estimate(tape, circuit, chosen, reason, truncation, max_words, budgets):
+    """The sparse engine's estimate step for :func:`_pure_round` (``G_j`` built now, before
+    any device time)."""
     tm, build_seconds = _sparse_model(tape, truncation, max_words)
     if reason.startswith("default"):
         _warn_if_shadow_is_likely_worse(tape, circuit, tm, min(budgets))
     truncation = truncation or {}
     model = tm.model
-    plans = [
-        make_plan(circuit.num_qubits, t, bases=bases, groups=groups, seed=rng) for t in budgets
-    ]
     unchosen = [k for k in range(len(tape.trainable_params)) if k not in chosen]
     kept = (
         f"pauli (sparse propagation: {model.carried_words} carried words, peak "
@@ -751,4 +725,4 @@ def _pauli_gradient(
         }
         return jacs, errs, {"engine": kept, "notes": notes, "report": report}
 
-    return _pure_round(tape, circuit, plans, chosen, estimate)
+    return estimate
