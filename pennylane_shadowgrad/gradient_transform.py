@@ -29,3 +29,13 @@ def stack_leaves(trees: list):
     if isinstance(first, tuple | list):
         return tuple(stack_leaves([t[i] for t in trees]) for i in range(len(first)))
     return math.stack(trees)
+
+
+def refuse_observable_coefficients(tape, message: str) -> None:
+    """Raise ``UnsupportedCircuitError(message)`` if a trainable parameter belongs to a
+    measured observable (a method that differentiates gate angles only)."""
+    from .circuit import UnsupportedCircuitError
+
+    num_ops = len(tape.operations)
+    if any(tape.par_info[t]["op_idx"] >= num_ops for t in tape.trainable_params):
+        raise UnsupportedCircuitError(message)

@@ -107,6 +107,21 @@ def check_seed(seed) -> None:
     )
 
 
+def check_plan_options(options: dict, more: dict | None = None) -> None:
+    """Check every snapshot-plan option present in ``options`` (before any device time), and
+    the options of ``more`` (``name -> check``) a caller adds."""
+    checks = {
+        "snapshots": check_snapshots,
+        "bases": check_bases,
+        "groups": check_groups,
+        "seed": check_seed,
+        **(more or {}),
+    }
+    for name, check in checks.items():
+        if name in options:
+            check(options[name])
+
+
 def make_plan(
     num_qubits: int,
     snapshots: int,

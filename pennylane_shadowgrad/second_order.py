@@ -25,13 +25,11 @@ from .estimators.dense import gradient_functional
 from .estimators.jacobian import jackknife_se
 from .estimators.second_order import SecondOrderOperators, metric_from_moments, state_matrices
 from .estimators.shadow import ShadowSums, pair_product
+from .gradient_transform import refuse_observable_coefficients
+from .plans import check_plan_options
 from .resources import GradientRecord, is_recording, publish
 from .snapshots import (
     DEFAULT_GROUPS,
-    check_bases,
-    check_groups,
-    check_seed,
-    check_snapshots,
     decode,
     make_plan,
     snapshot_tapes,
@@ -71,15 +69,7 @@ def validate_options(options: dict, approx="none") -> None:
         raise TypeError(
             f"Unknown option(s) {sorted(unknown)}; valid options are {sorted(_OPTIONS)}."
         )
-    checks = {
-        "snapshots": check_snapshots,
-        "bases": check_bases,
-        "groups": check_groups,
-        "seed": check_seed,
-    }
-    for name, check in checks.items():
-        if name in options:
-            check(options[name])
+    check_plan_options(options)
     max_qubits = options.get("max_qubits", DEFAULT_MAX_QUBITS)
     if isinstance(max_qubits, bool) or not (isinstance(max_qubits, int) and max_qubits >= 1):
         raise ValueError(f"'max_qubits' must be a positive integer, got {max_qubits!r}.")
@@ -142,13 +132,11 @@ def prepare(qnode, args, kwargs, options: dict, hessian: bool) -> _Prepared:
                 "The shadow Hessian supports expval(observable) measurements only (Pauli "
                 f"words, sums, Hamiltonians); got {m}."
             )
-    num_ops = len(tape.operations)
-    for t_idx in tape.trainable_params:
-        if tape.par_info[t_idx]["op_idx"] >= num_ops:
-            raise UnsupportedCircuitError(
-                "Trainable observable coefficients are not supported by the second-order "
-                "estimators; pass the coefficients as constants (requires_grad=False)."
-            )
+    refuse_observable_coefficients(
+        tape,
+        "Trainable observable coefficients are not supported by the second-order "
+        "estimators; pass the coefficients as constants (requires_grad=False).",
+    )
     max_qubits = options.get("max_qubits", DEFAULT_MAX_QUBITS)
     if len(tape.wires) > max_qubits:
         raise ValueError(

@@ -44,10 +44,7 @@ from .plans import (
     DEFAULT_GROUPS,
     SnapshotPlan,
     biased_plan,
-    check_bases,
-    check_groups,
-    check_seed,
-    check_snapshots,
+    check_plan_options,
     make_plan,
     optimal_bias,
 )
@@ -96,19 +93,13 @@ def _validate_options(kwargs: dict) -> None:
             f"Unknown option(s) {sorted(unknown)} for diff_method='shadow'. "
             f"Valid gradient_kwargs are {sorted(_OPTIONS)}."
         )
-    checks = {
-        "snapshots": check_snapshots,
-        "bases": check_bases,
-        "groups": check_groups,
-        "seed": check_seed,
+    more = {
         "max_qubits": _check_max_qubits,
         "engine": _check_engine,
         "truncation": _check_truncation,
         "max_words": _check_max_words,
     }
-    for name, check in checks.items():
-        if name in kwargs:
-            check(kwargs[name])
+    check_plan_options(kwargs, more)
 
 
 def _check_max_qubits(max_qubits) -> None:

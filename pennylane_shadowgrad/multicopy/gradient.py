@@ -26,7 +26,7 @@ from ..circuit import (
     pauli_sum,
     rotation_form,
 )
-from ..gradient_transform import format_jacobian
+from ..gradient_transform import format_jacobian, refuse_observable_coefficients
 from ..resources import GradientRecord, is_recording, publish
 from . import hypothesis as hyp
 from . import report as cost
@@ -129,13 +129,10 @@ def _validate_tape(tape: QuantumScript) -> None:
             f"The dense hypothesis of diff_method='gentle-multicopy' holds 4**n entries; "
             f"{len(tape.wires)} qubits exceed its limit of {MAX_QUBITS}."
         )
-    num_ops = len(tape.operations)
-    for t_idx in tape.trainable_params:
-        if tape.par_info[t_idx]["op_idx"] >= num_ops:
-            raise UnsupportedCircuitError(
-                "diff_method='gentle-multicopy' cannot differentiate trainable observable "
-                "coefficients."
-            )
+    refuse_observable_coefficients(
+        tape,
+        "diff_method='gentle-multicopy' cannot differentiate trainable observable coefficients.",
+    )
 
 
 def _expand_transform_multicopy(
