@@ -28,9 +28,27 @@ from ..circuit import (
 )
 from ..gradient_transform import format_jacobian, refuse_observable_coefficients
 from ..resources import GradientRecord, is_recording, publish
-from . import hypothesis as hyp
-from . import report as cost
 from .engines import ExactEngine, StatisticalEngine
+from .hypothesis import (
+    DENSE_MAX_ENTRIES,
+    DenseGenerators,
+    carried_generator,
+    effect_matrix,
+    matrix_from_coefficients,
+    rotation_checks,
+)
+from .hypothesis import (
+    generator_coefficients as hyp_generator_coefficients,
+)
+from .hypothesis import (
+    predictions as hyp_predictions,
+)
+from .report import (
+    batch_gates,
+    check_gates,
+    counter_qubits,
+    parameter_shift_sizing,
+)
 from .sweep import _REMOVED_CALIBRATED, DEFAULT_SCHEDULE, protocol_constants, run_protocol
 
 #: Default wall-clock cap of one gradient's classical emulation (seconds).
@@ -168,7 +186,7 @@ class _Observable:
 
 def _observable(obs, wire_order) -> _Observable:
     ps = pauli_sum(obs, wire_order)
-    mat = hyp.matrix_from_coefficients(_dense_coefficients(ps, len(wire_order)))
+    mat = matrix_from_coefficients(_dense_coefficients(ps, len(wire_order)))
     evals, evecs = np.linalg.eigh(mat)
     tol = 1e-9 * max(1.0, np.abs(evals).max())
     low, high = evals - evals[0], evals[-1] - evals
@@ -204,11 +222,11 @@ def _choose_register(register, ob: _Observable, checks, circuit, eps_rot, delta,
         if s <= 0:
             continue
         const = _constants(n, checks.num_checks, min(1.0, eps_rot / (2 * s)), opts, False)
-        per = cost.check_gates(
+        per = check_gates(
             variant, checks.gate_index, weights, num_gates, n, len(ob.paulis), const.batch
         )
         prep = 2**n * ob.rank + num_gates
-        estimates[variant] = const.batch * cost.batch_gates(
+        estimates[variant] = const.batch * batch_gates(
             variant, checks.num_checks, checks.gate_index, per, num_gates, prep
         )
         copies[variant] = const.batch * (2 if variant == "two-register" else 1)
@@ -262,7 +280,7 @@ def _swap(n: int) -> np.ndarray:
 def _make_engine(name, ob, checks, variant, scale, rho, rng):
     n = checks.circuit.num_qubits
     if name == "statistical":
-        e = np.clip(0.5 * (1 + hyp.predictions(checks, ob.paulis, rho) / scale), 0, 1)
+        e = np.clip(0.5 * (1 + hyp_predictions(checks, ob.paulis, rho) / scale), 0, 1)
         return StatisticalEngine(e, rng)
     evals, evecs = np.linalg.eigh(rho)
     if evals[-1] < 1 - _PURITY_TOL:
@@ -274,7 +292,7 @@ def _make_engine(name, ob, checks, variant, scale, rho, rng):
     if variant == "single-register":
         return ExactEngine(
             psi,
-            lambda j: hyp.effect_matrix(hyp.generator_coefficients(checks, ob.paulis, j), scale),
+            lambda j: effect_matrix(hyp_generator_coefficients(checks, ob.paulis, j), scale),
             rng,
         )
     if ob.vector is None:
@@ -285,7 +303,7 @@ def _make_engine(name, ob, checks, variant, scale, rho, rng):
     swap, eye = _swap(n), np.eye(2**n)
 
     def effect(j):
-        q = hyp.matrix_from_coefficients(hyp.carried_generator(checks, j)[0])
+        q = matrix_from_coefficients(carried_generator(checks, j)[0])
         qi = np.kron(q, eye)
         w = 0.5j * (qi @ swap - swap @ qi)
         return 0.5 * (np.eye(4**n) + ob.sign * w)
@@ -353,10 +371,8 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
     const = _constants(n, checks.num_checks, eps_e, opts)
     engine = _make_engine(opts["engine"], ob, checks, variant, scale, rho, rng)
     effects: dict[int, np.ndarray] = {}
-    if checks.num_checks * 4**n <= hyp.DENSE_MAX_ENTRIES:
-        dense = hyp.DenseGenerators(
-            checks, hyp.matrix_from_coefficients(_dense_coefficients(ob.paulis, n))
-        )
+    if checks.num_checks * 4**n <= DENSE_MAX_ENTRIES:
+        dense = DenseGenerators(checks, matrix_from_coefficients(_dense_coefficients(ob.paulis, n)))
         predict = dense.predictions
 
         def effect(j):
@@ -364,13 +380,11 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
     else:
 
         def predict(sigma):
-            return hyp.predictions(checks, ob.paulis, sigma)
+            return hyp_predictions(checks, ob.paulis, sigma)
 
         def effect(j):
             if j not in effects:
-                effects[j] = hyp.effect_matrix(
-                    hyp.generator_coefficients(checks, ob.paulis, j), scale
-                )
+                effects[j] = effect_matrix(hyp_generator_coefficients(checks, ob.paulis, j), scale)
             return effects[j]
 
     result = run_protocol(
@@ -391,21 +405,19 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
     batch_gate_total = 0
     per_batch = []
     for b_r, k in zip(sizes, result.checks_per_batch):
-        per_r = cost.check_gates(
-            variant, checks.gate_index, weights, num_gates, n, len(ob.paulis), b_r
-        )
-        g_r = cost.batch_gates(variant, k, checks.gate_index, per_r, num_gates, prep)
+        per_r = check_gates(variant, checks.gate_index, weights, num_gates, n, len(ob.paulis), b_r)
+        g_r = batch_gates(variant, k, checks.gate_index, per_r, num_gates, prep)
         per_batch.append(g_r)
         batch_gate_total += b_r * g_r
     # a fresh estimate runs the circuit up to the check and one Hadamard-test check per copy
-    per1 = cost.check_gates(variant, checks.gate_index, weights, num_gates, n, len(ob.paulis), 1)
+    per1 = check_gates(variant, checks.gate_index, weights, num_gates, n, len(ob.paulis), 1)
     est_gate_total = sum(
         m_f
         * (
             int(checks.gate_index[j])
             + 1
             + (num_gates if variant == "two-register" else 0)
-            + int(per1[j] - 2 * cost.counter_qubits(1))
+            + int(per1[j] - 2 * counter_qubits(1))
         )
         for j, m_f in zip(result.firings, result.estimate_sizes)
     )
@@ -416,7 +428,7 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
         "omega_preparation": int(sum(sizes)) if variant == "two-register" else 0,
     }
     copies["total"] = sum(copies.values())
-    counter = cost.counter_qubits(b_max)
+    counter = counter_qubits(b_max)
     data = (2 if variant == "two-register" else 1) * b_max * n
     eng = engine.report()
     notes = [
@@ -441,7 +453,7 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
         )
     if not result.certified:
         notes.append(f"No certified hypothesis within max_rounds={const.max_rounds}.")
-    ps_sizing = cost.parameter_shift_sizing(
+    ps_sizing = parameter_shift_sizing(
         checks.num_checks,
         num_gates,
         ob.half_width,
@@ -652,7 +664,7 @@ def gentle_multicopy_grad(
         return _no_trainable_grad(tape)
     chosen = choose_trainable_param_indices(tape, argnum)
     circuit = rotation_form(tape)
-    checks = hyp.rotation_checks(circuit)
+    checks = rotation_checks(circuit)
     num_params = len(tape.trainable_params)
     totals = np.zeros(num_params)
     np.add.at(totals, checks.param, np.abs(checks.scale))

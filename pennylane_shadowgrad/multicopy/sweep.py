@@ -42,8 +42,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import learner as mmw
 from .engines import Engine
+from .learner import hypothesis as learner_hypothesis
+from .learner import init_learner, signed_update
+from .learner import mistake_bound as learner_mistake_bound
+from .learner import update as learner_update
 from .threshold_search import (
     FIXED_THRESHOLD,
     MARGIN,
@@ -231,7 +234,7 @@ def protocol_constants(
         raise ValueError("thresholds must be 'random' or 'fixed'.")
     signed = checks == "signed"
     levels = levels_for(eps, schedule) if signed else (eps,)
-    bound = mmw.mistake_bound(num_qubits, (SILENT_BAND if signed else GAMMA) * eps)
+    bound = learner_mistake_bound(num_qubits, (SILENT_BAND if signed else GAMMA) * eps)
     rounds = bound + len(levels) if max_rounds is None else int(max_rounds)
     return ProtocolConstants(
         eps,
@@ -293,12 +296,12 @@ def run_protocol(
     """
     start = time.perf_counter()
     if constants.signed:
-        state = mmw.init_learner(num_qubits, constants.tau, 0.0)
+        state = init_learner(num_qubits, constants.tau, 0.0)
     else:
-        state = mmw.init_learner(num_qubits, constants.tau, ESTIMATE_ACCURACY * constants.eps)
+        state = init_learner(num_qubits, constants.tau, ESTIMATE_ACCURACY * constants.eps)
     result = ProtocolResult(np.zeros(num_checks), False, mistake_bound=constants.mistake_bound)
     order = np.arange(num_checks)
-    values = predict(mmw.hypothesis(state))
+    values = predict(learner_hypothesis(state))
     check = engine.check_signed if constants.signed else engine.check
     level, last = 0, len(constants.levels) - 1
     for _ in range(constants.max_rounds):
@@ -333,16 +336,16 @@ def run_protocol(
         result.signs.append(found.sign)
         if constants.signed:
             target = p[j] + found.sign * SILENT_BAND * eps_l
-            state = mmw.signed_update(state, effect(j), target)
+            state = signed_update(state, effect(j), target)
             result.updates += 1
-            values = predict(mmw.hypothesis(state))
+            values = predict(learner_hypothesis(state))
             continue
         m = constants.estimate_for(len(result.firings))
         result.estimate_sizes.append(m)
         feedback = engine.estimate(j, m) / m
-        state, updated = mmw.update(state, effect(j), feedback)
+        state, updated = learner_update(state, effect(j), feedback)
         if updated:
             result.updates += 1
-            values = predict(mmw.hypothesis(state))
+            values = predict(learner_hypothesis(state))
     result.values = values
     return result
