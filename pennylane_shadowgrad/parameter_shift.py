@@ -15,7 +15,7 @@ import numpy as np
 import pennylane as qml
 from pennylane.tape import QuantumScript
 
-from .circuit import PAULI_DIGITS, PauliRotation, PauliSum, RotationCircuit, pauli_sum_square
+from .circuit import PAULI_DIGITS, PauliRotation, PauliSum, RotationCircuit
 
 #: Fewest shots per shifted tape: two give a sample variance, hence a measured error bar.
 MIN_SHIFT_SHOTS = 2
@@ -59,20 +59,6 @@ def group_parts(obs: PauliSum, groups: list[np.ndarray]) -> list[PauliSum]:
     index = {g_word.tobytes(): g for g, words in enumerate(groups) for g_word in words}
     which = np.array([index.get(d.tobytes(), -1) for d in obs.digits], dtype=np.int64)
     return [PauliSum(obs.digits[which == g], obs.coeffs[which == g]) for g in range(len(groups))]
-
-
-def grouped_variance(parts: list[PauliSum], x: np.ndarray) -> float:
-    """``sum_g Var(O_g)``: one shot of every group (each group from its own samples)."""
-    return float(sum(_variance_from_x(p, x) for p in parts if len(p)))
-
-
-def _variance_from_x(obs: PauliSum, x: np.ndarray) -> float:
-    n = obs.digits.shape[1]
-    sq = pauli_sum_square(obs)
-    flat = lambda ps: np.ravel_multi_index(ps.digits.T.astype(np.int64), (4,) * n)  # noqa: E731
-    mean = float(np.dot(x[flat(obs)], obs.coeffs)) if len(obs) else 0.0
-    second = float(np.dot(x[flat(sq)], sq.coeffs)) if len(sq) else 0.0
-    return max(second - mean**2, 0.0)
 
 
 def param_scales(circuit: RotationCircuit) -> np.ndarray:

@@ -205,9 +205,10 @@ def shadow_variance(
         chunk: bases processed at once (memory ``chunk * M * 2^n``).
         max_bases: for a random plan, evaluate only its first ``max_bases`` (i.i.d.) bases and
             rescale: an unbiased estimate of the average over the bases, much cheaper.
-        support: qubit positions of ``gamma``'s register when it comes from
-            :func:`local_generator_coefficients` (``plan`` and ``x`` may be full-register: they
-            are restricted here; equal restricted bases of a deterministic plan are merged).
+        support: qubit positions of ``gamma``'s register when it comes from a block of
+            :func:`~.estimators.light_cone.gradient_blocks` (``plan`` and ``x`` may be
+            full-register: they are restricted here; equal restricted bases of a
+            deterministic plan are merged).
             Exact: the variance only depends on the plan and the state on ``support``.
 
     Returns:

@@ -17,7 +17,6 @@ import pennylane as qml
 from ..circuit import FixedGate, PauliRotation, PauliSum, RotationCircuit
 from ..plans import SnapshotPlan
 from .dense import commutator_coefficients, heisenberg_fixed, heisenberg_rotation
-from .shadow import ShadowSums
 
 
 def _light_cone(circuit: RotationCircuit, obs: PauliSum) -> list[bool]:
@@ -194,21 +193,6 @@ def restrict_pauli_sum(obs: PauliSum, support) -> PauliSum:
     return PauliSum(obs.digits[:, np.asarray(support, dtype=np.int64)], obs.coeffs)
 
 
-def local_generator_coefficients(
-    circuit: RotationCircuit, observables: list[PauliSum]
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """``(support, [gamma_o])``: :func:`generator_coefficients` on the light-cone register.
-
-    ``gamma_o`` has shape ``(M, 4**k)`` with ``k = len(support)``; the full coefficients are
-    these on words supported in ``support`` and zero elsewhere. Costs ``O(M 4**k)`` instead of
-    ``O(M 4**n)``: for shallow circuits with local observables ``k`` does not grow with ``n``.
-    """
-    support = gradient_support(circuit, observables)
-    local = restrict_circuit(circuit, support)
-    gamma = [generator_coefficients(local, restrict_pauli_sum(o, support)) for o in observables]
-    return support, gamma
-
-
 @dataclass
 class GradientBlocks:
     """The coefficients ``gamma`` of every output, per light-cone block of components.
@@ -297,14 +281,6 @@ def gradient_blocks(
         ]
         blocks.append((support, rows, gammas))
     return GradientBlocks(n, circuit.num_params, blocks, np.array(sorted(skipped), dtype=np.int64))
-
-
-def block_sums(blocks: GradientBlocks, plan: SnapshotPlan, outcomes: list) -> list:
-    """A :class:`~.estimators.shadow.ShadowSums` of the snapshots on every block's register."""
-    n = blocks.num_qubits
-    return [
-        ShadowSums(local_plan(plan, s), local_outcomes(outcomes, n, s)) for s, _, _ in blocks.blocks
-    ]
 
 
 def local_indices(num_qubits: int, support) -> np.ndarray:
