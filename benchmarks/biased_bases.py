@@ -33,8 +33,7 @@ from hybrid_allocation import _conditional_mse, case_tape
 
 from pennylane_shadowgrad.circuit import output_observables, rotation_form
 from pennylane_shadowgrad.estimators.light_cone import gradient_blocks
-from pennylane_shadowgrad.plans import BIAS_FLOOR, bias_proxy, biased_plan, optimal_bias
-from pennylane_shadowgrad.snapshots import make_plan
+from pennylane_shadowgrad.plans import BIAS_FLOOR, bias_proxy, biased_plan, make_plan, optimal_bias
 from pennylane_shadowgrad.variance import block_shadow_variance, pauli_expectations
 
 

@@ -31,7 +31,7 @@ from pennylane.devices import ExecutionConfig
 from pennylane.tape import QuantumScript
 
 from pennylane_shadowgrad import shadow_grad
-from pennylane_shadowgrad.snapshots import make_plan
+from pennylane_shadowgrad.plans import make_plan
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from shadow_vs_shift import ring_ops

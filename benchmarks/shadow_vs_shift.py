@@ -44,8 +44,8 @@ from pennylane_shadowgrad import shadow_grad
 from pennylane_shadowgrad.circuit import decompose_to_rotations, pauli_sum, rotation_form
 from pennylane_shadowgrad.estimators.dense import gradient_functional
 from pennylane_shadowgrad.estimators.shadow import walsh_hadamard
-from pennylane_shadowgrad.plans import covered_indices
-from pennylane_shadowgrad.snapshots import make_plan, snapshot_tapes
+from pennylane_shadowgrad.plans import covered_indices, make_plan
+from pennylane_shadowgrad.snapshots import snapshot_tapes
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 

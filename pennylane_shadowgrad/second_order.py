@@ -26,14 +26,9 @@ from .estimators.jacobian import jackknife_se
 from .estimators.second_order import SecondOrderOperators, metric_from_moments, state_matrices
 from .estimators.shadow import ShadowSums, pair_product
 from .gradient_transform import refuse_observable_coefficients
-from .plans import check_plan_options
+from .plans import DEFAULT_GROUPS, check_plan_options, make_plan
 from .resources import GradientRecord, is_recording, publish
-from .snapshots import (
-    DEFAULT_GROUPS,
-    decode,
-    make_plan,
-    snapshot_tapes,
-)
+from .snapshots import decode, snapshot_tapes
 
 #: Largest register of the second-order estimators (they hold ``M`` matrices of ``4**n``
 #: complex entries).

@@ -84,7 +84,7 @@ _REMOVED_OPTIONS = {
 def _validate_options(kwargs: dict) -> None:
     """Refuse unknown options and invalid values, before any device time.
 
-    The checks of the options that :func:`~.snapshots.make_plan` takes live there
+    The checks of the options that :func:`~.plans.make_plan` takes live there
     (``check_*``) and are shared with it, so that each option is checked in one place.
     """
     unknown = set(kwargs) - _OPTIONS

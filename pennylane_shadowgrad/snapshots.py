@@ -1,11 +1,10 @@
-"""Measurement plans for classical-shadow snapshots, the tapes that take them, and decoding.
+"""The tapes that take classical-shadow snapshots of a plan, and decoding their samples.
 
-A plan is data: the local Pauli basis of every circuit, its shots, and the group each shot
-belongs to (groups are independent replicates used for error bars and the unbiased
-variance-gradient product). The snapshot tapes rotate every qubit into its basis and call
-``qml.sample``, so they run on any device that samples (``qml.classical_shadow`` is not used:
-``lightning.qubit`` refuses it with finite shots). Bases with equal shot counts share one
-broadcast tape; devices without native broadcasting split it into one circuit per basis.
+A plan (:mod:`.plans`) is data; here every circuit of it becomes a tape that rotates each
+qubit into its basis and calls ``qml.sample``, so it runs on any device that samples
+(``qml.classical_shadow`` is not used: ``lightning.qubit`` refuses it with finite shots).
+Bases with equal shot counts share one broadcast tape; devices without native broadcasting
+split it into one circuit per basis.
 """
 
 from __future__ import annotations
@@ -16,17 +15,7 @@ from autograd.tracer import Box
 from pennylane.tape import QuantumScript
 from pennylane.wires import Wires
 
-# Plans live in :mod:`.plans`; these names stay importable from here for earlier callers.
-from .plans import (  # noqa: F401
-    DEFAULT_GROUPS,
-    MAX_AUTO_BASES,
-    SnapshotPlan,
-    check_bases,
-    check_groups,
-    check_seed,
-    check_snapshots,
-    make_plan,
-)
+from .plans import SnapshotPlan
 
 # Rotation angles (RY, RX) taking the X, Y, Z eigenbases to the computational basis.
 _BASIS_ANGLES = {1: (-np.pi / 2, 0.0), 2: (0.0, np.pi / 2), 3: (0.0, 0.0)}

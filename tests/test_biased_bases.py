@@ -13,7 +13,7 @@ from scipy.stats import t as student_t
 from pennylane_shadowgrad import plans, record, shadow_grad, variance
 from pennylane_shadowgrad.circuit import output_observables, pauli_sum, rotation_form
 from pennylane_shadowgrad.estimators import light_cone, shadow
-from pennylane_shadowgrad.snapshots import make_plan
+from pennylane_shadowgrad.plans import make_plan
 
 #: Family-wise false-failure probability of every statistical test in this file (< 1e-4).
 ALPHA = 1e-5

@@ -19,7 +19,8 @@ from pennylane_shadowgrad import (
 from pennylane_shadowgrad.circuit import output_observables, pauli_sum, rotation_form
 from pennylane_shadowgrad.estimators import light_cone, shadow
 from pennylane_shadowgrad.estimators.dense import gradient_functional
-from pennylane_shadowgrad.snapshots import make_plan, snapshot_tapes
+from pennylane_shadowgrad.plans import make_plan
+from pennylane_shadowgrad.snapshots import snapshot_tapes
 
 #: Family-wise false-failure probability of every statistical test in this file.
 ALPHA = 1e-5
@@ -183,7 +184,7 @@ def test_expected_shadow_variance_of_a_random_plan_includes_the_bases():
     all 81 ordered basis pairs, against the Monte Carlo of expected_block_shadow_variance."""
     import itertools
 
-    from pennylane_shadowgrad.snapshots import SnapshotPlan
+    from pennylane_shadowgrad.plans import SnapshotPlan
 
     tape = _ring(2, 2, seed=5)
     circuit = rotation_form(tape)

@@ -28,7 +28,8 @@ from pennylane_shadowgrad.circuit import (
 )
 from pennylane_shadowgrad.estimators.dense import expectation, gradient_functional
 from pennylane_shadowgrad.estimators.shadow import ShadowSums
-from pennylane_shadowgrad.snapshots import decode, make_plan, snapshot_tapes
+from pennylane_shadowgrad.plans import make_plan
+from pennylane_shadowgrad.snapshots import decode, snapshot_tapes
 
 
 def word_on(wires, digits, n):

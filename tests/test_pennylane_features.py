@@ -22,7 +22,7 @@ from pennylane import numpy as pnp
 import pennylane_shadowgrad as sg
 from pennylane_shadowgrad import registration
 from pennylane_shadowgrad.circuit import UnsupportedCircuitError
-from pennylane_shadowgrad.snapshots import make_plan
+from pennylane_shadowgrad.plans import make_plan
 
 Z = 5.0
 PURE = {"strategy": "pure"}

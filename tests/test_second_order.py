@@ -28,13 +28,13 @@ from pennylane_shadowgrad.circuit import UnsupportedCircuitError
 from pennylane_shadowgrad.estimators.dense import gradient_functional
 from pennylane_shadowgrad.estimators.second_order import SecondOrderOperators, state_matrices
 from pennylane_shadowgrad.estimators.shadow import ShadowSums, pair_product
+from pennylane_shadowgrad.plans import make_plan
 from pennylane_shadowgrad.second_order import (
     gradient_rows,
     hessian_rows,
     metric_parts,
     prepare,
 )
-from pennylane_shadowgrad.snapshots import make_plan
 
 #: Bound on the number of Gaussian comparisons in this module (the family for Bonferroni).
 MAX_CHECKS = 2000
