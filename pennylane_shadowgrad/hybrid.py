@@ -74,6 +74,10 @@ class GradientModel:
     ``x``: exact Pauli expectations on every block's register. ``active``: components that
     need shots (in the light cone, non-zero, chosen). ``unplanned``: active components whose
     block was too large to plan (their shadow variance is unknown).
+
+    Above ``max_qubits`` (``source="proxy"``, see :func:`proxy_gradient_model`) there is no
+    simulation: ``blocks`` and ``x`` are ``None``, ``proxy[j, o]`` is the per-snapshot shadow
+    variance proxy and ``u = u_exact`` the parameter-shift one.
     """
 
     circuit: RotationCircuit
@@ -87,6 +91,8 @@ class GradientModel:
     active: np.ndarray
     unplanned: np.ndarray
     num_groups: int
+    proxy: np.ndarray | None = None
+    source: str = "simulation"
 
 
 @dataclass
@@ -109,25 +115,14 @@ class RoundPlan:
     notes: list[str] = field(default_factory=list)
 
 
-def resolve_strategy(
-    strategy, tape: QuantumScript, terms: dict, bases="auto", sparse: bool = False
-) -> tuple[str, str]:
-    """``(strategy that runs, why)``. ``None`` is ``"auto"`` wherever auto applies.
-
-    ``sparse``: the sparse Pauli engine runs (above ``max_qubits`` or ``engine="pauli"``);
-    auto needs an exact simulation and the dense blocks, so ``None`` resolves to ``"pure"``.
-    """
+def resolve_strategy(strategy, tape: QuantumScript, terms: dict, bases="auto") -> tuple[str, str]:
+    """``(strategy that runs, why)``. ``None`` is ``"auto"`` wherever auto applies."""
     if strategy not in (None, "auto", "pure"):
         raise ValueError(f"strategy must be None, 'auto' or 'pure', got {strategy!r}.")
     if strategy == "pure":
         return "pure", "requested"
     why_not = None
-    if sparse:
-        why_not = (
-            f"the sparse Pauli engine runs ({len(tape.wires)} qubits); auto needs an exact "
-            "simulation and the dense gradient blocks"
-        )
-    elif not (isinstance(bases, str) and bases == "auto"):
+    if not (isinstance(bases, str) and bases == "auto"):
         why_not = f"an explicit snapshot plan was requested (bases={bases!r})"
     elif not all(isinstance(m, ExpectationMP | ProbabilityMP) for m in tape.measurements):
         why_not = "auto supports expval and probs; a var measurement is present"
@@ -197,6 +192,72 @@ def gradient_model(tape: QuantumScript, circuit: RotationCircuit, chosen) -> Gra
     )
 
 
+def proxy_gradient_model(
+    tape: QuantumScript, circuit: RotationCircuit, chosen, tm
+) -> GradientModel:
+    """The sparse engine's planning model: no simulation, state-independent variance proxies.
+
+    Above ``max_qubits`` the ideal state is not simulated. Each component's single-shot
+    variances are replaced by what they are when every Pauli word has expectation zero and
+    distinct words are uncorrelated, computed from the sparse ``G_j`` of ``tm`` (a
+    :class:`~.estimators.pauli_propagation.TapeModel`):
+
+    * shadow, per snapshot: ``sum_P gamma_jP^2 3^|P|``;
+    * parameter-shift, per shot of each shifted tape: ``scale_j^2 sum_P c_P^2 / 2`` (``c`` the
+      observable's non-identity coefficients), floored at ``VARIANCE_FLOOR`` times the
+      worst case ``scale_j^2 sum_g ||O_g||_1^2 / 2``.
+
+    The split is then no longer the exact optimum, but the weights are still fixed before the
+    round (the combination stays unbiased) and the error bars are still measured.
+    """
+    from .estimators.pauli_propagation import weights
+
+    model = tm.model
+    observables = output_observables(tape, circuit.wire_order)
+    num, num_out = circuit.num_params, len(observables)
+    w3 = 3.0 ** weights(model.words_x, model.words_z).astype(float)
+    proxy = np.zeros((num, num_out))
+    mass = np.zeros(num)
+    for o in range(num_out):
+        sq = model.gradient[o].multiply(model.gradient[o])
+        proxy[:, o] = np.asarray(sq @ w3).reshape(-1)
+        mass += np.asarray(sq.sum(axis=1)).reshape(-1)
+    chosen_mask = np.zeros(num, dtype=bool)
+    chosen_mask[list(chosen)] = True
+    shed = np.zeros(num, dtype=bool) if model.shed is None else model.shed
+    active = ((mass > _ZERO_TOL) | shed) & chosen_mask
+    groups = measurement_groups(observables)
+    l1, l2 = np.zeros(num_out), np.zeros(num_out)
+    for words in groups:
+        index = {w.tobytes() for w in words}
+        for o, obs in enumerate(observables):
+            part = np.array(
+                [abs(c) for d, c in zip(obs.digits, obs.coeffs) if d.tobytes() in index]
+            )
+            l1[o] += np.sum(part) ** 2
+            l2[o] += np.sum(part**2)
+    scale = param_scales(circuit)
+    u_scale = scale[:, None] ** 2 * l1[None] / 2.0
+    u = scale[:, None] ** 2 * l2[None] / 2.0
+    u = np.where(active[:, None], np.maximum(u, VARIANCE_FLOOR * u_scale), 0.0)
+    proxy = np.where(active[:, None], proxy, 0.0)
+    return GradientModel(
+        circuit,
+        observables,
+        None,
+        None,
+        u,
+        u,
+        proxy,
+        u_scale,
+        active,
+        shed & active,
+        max(len(groups), 1),
+        proxy=proxy,
+        source="proxy",
+    )
+
+
 def _word_weights(k: int) -> np.ndarray:
     """Pauli weight of every word on ``k`` qubits, flat ``(4**k,)``."""
     w = np.zeros(1, dtype=np.int64)
@@ -213,7 +274,9 @@ def _shadow_variance(model: GradientModel, make, size: int) -> tuple[np.ndarray,
     """
     shape = model.u.shape
     exact = np.zeros(shape)
-    if model.blocks.blocks:
+    if model.proxy is not None:
+        exact = model.proxy / size
+    elif model.blocks.blocks:
         exact = expected_block_shadow_variance(
             model.blocks, lambda: make(size), model.x, _VARIANCE_BASES
         )
@@ -315,9 +378,14 @@ def plan_round(
         mse = mse + np.where(w < 1, (1 - w) ** 2 * exact_ps, 0.0)
     mse = np.where(active[:, None], mse, 0.0)
     if model.unplanned.any():
+        what = (
+            "carried generators above the sparse engine's max_words"
+            if model.source == "proxy"
+            else "light cones too large to plan their shadow variance"
+        )
         notes.append(
-            f"{int(model.unplanned.sum())} components have light cones too large to plan their "
-            "shadow variance: parameter-shift where the budget allows"
+            f"{int(model.unplanned.sum())} components have {what}: parameter-shift where the "
+            "budget allows"
         )
     shift = shift_plan(model.circuit, model.observables, alloc.ps_shots)
     return RoundPlan(budget, alloc, shadow_plan, shift, w, var_sh, var_ps, mse, notes)
@@ -382,21 +450,28 @@ def hybrid_gradient(
     rng: np.random.Generator,
     reason: str,
     biased: bool = False,
+    tm=None,
 ):
     """The round's tapes (snapshots and shifted circuits, every budget) and their processing.
 
-    The processing function is pure: it executes nothing and returns the same Jacobian
-    whenever it is called with the same results.
+    ``tm``: the sparse engine's :class:`~.estimators.pauli_propagation.TapeModel` above
+    ``max_qubits`` (then the split comes from :func:`proxy_gradient_model` and the snapshot
+    part is evaluated by the sparse engine); ``None``: the dense engine and the exact
+    simulation. The processing function is pure: it executes nothing and returns the same
+    Jacobian whenever it is called with the same results.
     """
     import time
 
     from .estimators.jacobian import shadow_jacobian
+    from .estimators.pauli_propagation import decode_bits, pauli_jacobian
     from .gradient_transform import format_jacobian
     from .parameter_shift import shift_estimates, shift_tapes
     from .resources import is_recording, publish
     from .snapshots import decode, refuse_traced_results, snapshot_tapes
 
-    model = gradient_model(tape, circuit, chosen)
+    model = gradient_model(tape, circuit, chosen) if tm is None else None
+    if tm is not None:
+        model = proxy_gradient_model(tape, circuit, chosen, tm)
     beta = optimal_bias(model.blocks, floor=0.01) if biased and model.blocks.blocks else None
     rounds = [plan_round(model, int(t), groups, rng, beta, exact=False) for t in budgets]
     ops_only = QuantumScript(tape.operations, [])
@@ -421,11 +496,17 @@ def hybrid_gradient(
             offset += len(snaps) + len(shifts)
             sh = np.zeros((num_params, num_out))
             sh_var = np.full((num_params, num_out), np.nan)
-            if r.shadow_plan is not None:
+            bias = np.zeros((num_params, num_out))
+            if r.shadow_plan is not None and tm is not None:
+                bits = decode_bits(sh_res, r.shadow_plan)
+                jacs, errs, bounds = pauli_jacobian(tape, tm, r.shadow_plan, bits, want_errors)
+                bias = np.concatenate([b.reshape(num_params, -1) for b in bounds], axis=1)
+            elif r.shadow_plan is not None:
                 outcomes = decode(sh_res, r.shadow_plan)
                 jacs, errs = shadow_jacobian(
                     tape, circuit, r.shadow_plan, outcomes, {}, want_errors
                 )
+            if r.shadow_plan is not None:
                 sh = np.concatenate([j.reshape(num_params, -1) for j in jacs], axis=1)
                 if want_errors and r.shadow_plan.groups > 1:  # one group: no error bar
                     sh_var = np.concatenate([e.reshape(num_params, -1) for e in errs], axis=1) ** 2
@@ -440,7 +521,11 @@ def hybrid_gradient(
             jac = _per_measurement(est, outputs, len(tape.measurements))
             if want_errors:
                 seconds = time.perf_counter() - start
-                publish(_record(r, model, est, sh_var, ps_var, outputs, reason, seconds))
+                bias = np.where(active[:, None], r.weights * bias, 0.0)
+                record = _record(r, model, est, sh_var, ps_var, outputs, reason, seconds)
+                if tm is not None:
+                    _sparse_fields(record, tm, bias, outputs)
+                publish(record)
             out.append(format_jacobian(jac, len(tape.trainable_params)))
         return tuple(out) if tape.shots.has_partitioned_shots else out[0]
 
@@ -524,3 +609,30 @@ def _record(r: RoundPlan, model: GradientModel, est, sh_var, ps_var, outputs, re
         split=split,
         dof=_per_measurement(dof, outputs, num_meas),
     )
+
+
+def _sparse_fields(record, tm, bias: np.ndarray, outputs) -> None:
+    """The sparse engine's part of a round's record: words kept and truncation bias bounds
+    (the shadow part's bound times its weight; the shifted tapes are exact)."""
+    model = tm.model
+    num_meas = max(mi for mi, _ in outputs) + 1
+    record.engine = (
+        f"pauli (sparse propagation: {model.carried_words} carried words, peak "
+        f"{model.peak_words}, {model.num_words} estimated words)"
+    )
+    record.notes.append(
+        "above max_qubits the split comes from state-independent variance proxies (no exact "
+        "simulation): shadow sum_P gamma_jP^2 3^|P| per snapshot, parameter-shift "
+        "scale_j^2 sum_P c_P^2 / 2 per shot"
+    )
+    largest = float(np.max(bias)) if bias.size else 0.0
+    if largest > 0:
+        record.notes.append(f"largest truncation bias bound {largest:.3g} (report['bias_bound'])")
+    record.report = {
+        "engine": "pauli",
+        "carried_words": model.carried_words,
+        "peak_words": model.peak_words,
+        "estimated_words": model.num_words,
+        "bias_bound": _per_measurement(bias, outputs, num_meas),
+        "planning": "proxy",
+    }

@@ -1,9 +1,10 @@
 """``plan()``: the default strategy's own prediction, before any shot is spent.
 
 For a QNode and its arguments, the ideal circuit is simulated exactly (as the default strategy
-does before every gradient) and the per-component MSE of three strategies is predicted at a
-shot budget: the pure shadow estimator, parameter-shift with equal shots, and ``"auto"`` with
-the split it would run.
+does before every gradient; above 12 qubits, state-independent variance proxies from the
+sparse engine replace the simulation, again as the default does) and the per-component MSE
+of three strategies is predicted at a shot budget: the pure shadow estimator, parameter-shift
+with equal shots, and ``"auto"`` with the split it would run.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from scipy.stats import norm
 
 from .allocation import Allocation
 from .circuit import decompose_for_gradient, rotation_form
-from .hybrid import RoundPlan, gradient_model, plan_round
+from .estimators.pauli_propagation import DEFAULT_MAX_WORDS, tape_model
+from .hybrid import RoundPlan, gradient_model, plan_round, proxy_gradient_model
 from .plans import DEFAULT_GROUPS, make_plan
 from .variance import expected_block_shadow_variance
 
@@ -36,7 +38,9 @@ class BudgetPlan:
             is given.
         allocation: the ``auto`` split at ``shots``.
         round: the full plan of the ``auto`` round (tapes, weights, planned variances).
-        source: ``"simulation"``: exact state and variances of the ideal circuit.
+        source: ``"simulation"``: exact state and variances of the ideal circuit;
+            ``"proxy"``: state-independent variance proxies (every word's expectation zero,
+            distinct words uncorrelated), what the default plans from above 12 qubits.
         notes: caveats.
     """
 
@@ -51,6 +55,11 @@ class BudgetPlan:
     def total_mse(self) -> dict:
         """Summed predicted MSE per strategy."""
         return {k: float(np.sum(v)) for k, v in self.mse.items()}
+
+
+#: Largest register plan() and the default strategy simulate (the dense engine's default
+#: ``max_qubits``).
+_MAX_SIMULATED_QUBITS = 12
 
 
 def _normal_budget(per_shot: np.ndarray, epsilon: float, delta: float) -> int:
@@ -70,7 +79,7 @@ def plan(
     shots: int | None = None,
     epsilon: float | None = None,
     delta: float = 0.05,
-    source: str = "simulation",
+    source: str | None = None,
     seed=None,
     **kwargs,
 ) -> BudgetPlan:
@@ -88,7 +97,10 @@ def plan(
             components within ``epsilon`` with probability ``1 - delta`` (normal
             approximation, union bound over components).
         delta (float): failure probability for ``epsilon`` (default 0.05).
-        source (str): ``"simulation"`` (the only source: the default strategy plans from it).
+        source (str or None): ``"simulation"``: exact simulation of the ideal circuit (up to
+            12 qubits, the dense engine's ``max_qubits``); ``"proxy"``: the sparse engine's
+            state-independent variance proxies. ``None`` (default): what the default strategy
+            uses at this size, simulation up to 12 qubits and proxies above.
         seed (int or None): seed of the random bases of plans with more than 729 bases.
 
     Returns:
@@ -110,10 +122,11 @@ def plan(
     >>> bool(p.total_mse()["auto"] <= min(p.total_mse().values()) * 1.1)
     True
     """
-    if source != "simulation":
+    if source not in (None, "simulation", "proxy"):
         raise ValueError(
-            f"source must be 'simulation', got {source!r}: the default strategy plans from an "
-            "exact simulation of the ideal circuit, and plan() predicts exactly that."
+            f"source must be None, 'simulation' or 'proxy', got {source!r}: the default "
+            "strategy plans from an exact simulation up to 12 qubits and from the sparse "
+            "engine's variance proxies above, and plan() predicts exactly that."
         )
     tape = qnode if isinstance(qnode, QuantumScript) else None
     if tape is None:
@@ -125,11 +138,25 @@ def plan(
     rot = decompose_for_gradient(tape)
     circuit = rotation_form(rot)
     chosen = range(circuit.num_params)
-    model = gradient_model(rot, circuit, chosen)
+    n = circuit.num_qubits
+    if source is None:
+        source = "simulation" if n <= _MAX_SIMULATED_QUBITS else "proxy"
+    if source == "simulation" and n > _MAX_SIMULATED_QUBITS:
+        raise ValueError(
+            f"source='simulation' simulates {n} qubits; plan() simulates at most "
+            f"{_MAX_SIMULATED_QUBITS} (the dense engine's max_qubits). Use source='proxy' or None."
+        )
+    if source == "proxy":
+        model = proxy_gradient_model(
+            rot, circuit, chosen, tape_model(rot, circuit, {}, max_words=DEFAULT_MAX_WORDS)
+        )
+    else:
+        model = gradient_model(rot, circuit, chosen)
     rng = np.random.default_rng(seed)
     r = plan_round(model, total, DEFAULT_GROUPS, rng)
-    n = circuit.num_qubits
-    if model.blocks.blocks:
+    if model.proxy is not None:
+        pure = model.proxy / total
+    elif model.blocks.blocks:
         pure = expected_block_shadow_variance(
             model.blocks, lambda: make_plan(n, total, seed=rng), model.x, 128
         )
@@ -149,4 +176,9 @@ def plan(
     notes = list(r.notes)
     if model.unplanned.any():
         notes.append("'shadow' MSE is inf where a light cone was too large to plan")
-    return BudgetPlan(total, mse, budget, r.allocation, r, "simulation", notes)
+    if source == "proxy":
+        notes.append(
+            "source='proxy': variances are state-independent proxies (every Pauli word's "
+            "expectation zero, distinct words uncorrelated), not the circuit's exact ones"
+        )
+    return BudgetPlan(total, mse, budget, r.allocation, r, source, notes)

@@ -68,6 +68,11 @@ _OPTIONS = {
     "max_words",
 }
 
+#: Word cap of the default strategy's sparse planning model: parameters whose carried
+#: generators would exceed it are planned as parameter-shift (their shadow variance proxy is
+#: already enormous there), which keeps the model's build within seconds at 20 qubits.
+AUTO_MAX_WORDS = 2**20
+
 #: Classical engines of the pure strategy: ``"auto"`` is dense up to ``max_qubits`` qubits and
 #: the sparse Pauli-propagation engine above.
 ENGINES = ("auto", "dense", "pauli")
@@ -286,9 +291,13 @@ def _expand_transform_shadow(
     if sparse:  # build the sparse model now: its cap refuses before any device time
         for t in new_tapes:
             if not any(math.is_abstract(p) for p in t.get_parameters(trainable_only=False)):
-                _sparse_model(
-                    t, kwargs.get("truncation"), kwargs.get("max_words", DEFAULT_MAX_WORDS)
-                )
+                strategy = resolve_strategy(
+                    kwargs.get("strategy"), t, _observable_terms(t), kwargs.get("bases", "auto")
+                )[0]
+                max_words = kwargs.get("max_words", DEFAULT_MAX_WORDS)
+                if strategy == "auto":
+                    max_words = min(max_words, AUTO_MAX_WORDS)
+                _sparse_model(t, kwargs.get("truncation"), max_words, shed=strategy == "auto")
 
     def postprocessing(results):
         return results[0] if tape.batch_size is None else stack_leaves(results)
@@ -298,12 +307,6 @@ def _expand_transform_shadow(
 
 def _check_sparse_options(tape: QuantumScript, kwargs: dict) -> None:
     """Options the sparse engine cannot serve, refused in the expand step (no device time)."""
-    if kwargs.get("strategy") == "auto":
-        raise ValueError(
-            f"strategy='auto' is not available here: the sparse Pauli engine runs "
-            f"({len(tape.wires)} qubits); auto needs an exact simulation and the dense gradient "
-            "blocks. Use strategy='pure' or None, or engine='dense' within max_qubits."
-        )
     if kwargs.get("biased_bases"):
         raise ValueError(
             "biased_bases=True is not available with the sparse engine yet (its fit uses the "
@@ -316,7 +319,7 @@ _MODEL_CACHE: dict = {}
 _MODEL_CACHE_SIZE = 4
 
 
-def _model_key(tape: QuantumScript, circuit: RotationCircuit, truncation, max_words):
+def _model_key(tape: QuantumScript, circuit: RotationCircuit, truncation, max_words, shed):
     gates = tuple(
         (g.wires, g.digits, g.angle, g.param, g.scale)
         if isinstance(g, PauliRotation)
@@ -338,14 +341,18 @@ def _model_key(tape: QuantumScript, circuit: RotationCircuit, truncation, max_wo
         tuple(tape.trainable_params),
         trunc,
         max_words,
+        shed,
     )
 
 
-def _sparse_model(tape: QuantumScript, truncation, max_words):
-    """The sparse model of ``tape`` (cached), with the time it took to build."""
+def _sparse_model(tape: QuantumScript, truncation, max_words, shed: bool = False):
+    """The sparse model of ``tape`` (cached), with the time it took to build.
+
+    ``shed``: the default strategy's model, which plans parameters over the word cap as
+    parameter-shift instead of refusing."""
     terms = _observable_terms(tape)
     circuit = rotation_form(tape)
-    key = _model_key(tape, circuit, truncation, max_words)
+    key = _model_key(tape, circuit, truncation, max_words, shed)
     if key in _MODEL_CACHE:
         return _MODEL_CACHE[key]
     truncation = truncation or {}
@@ -357,6 +364,7 @@ def _sparse_model(tape: QuantumScript, truncation, max_words):
         max_weight=truncation.get("max_weight"),
         min_coefficient=float(truncation.get("min_coefficient", 0.0)),
         max_words=int(max_words),
+        shed=shed,
     )
     out = (tm, time.perf_counter() - start)
     if len(_MODEL_CACHE) >= _MODEL_CACHE_SIZE:
@@ -474,22 +482,24 @@ def shadow_grad(
             draws the same bases at every call; pass a ``Generator`` for fresh bases per call.
         max_qubits (int): the dense engine refuses larger registers (default 12); above it
             ``engine="auto"`` uses the sparse engine.
-        engine (str): classical engine of the pure strategy. ``"dense"`` holds ``4**n``
+        engine (str): classical engine. ``"dense"`` holds ``4**n``
             Pauli coefficients (``O(M 4^n)`` time); ``"pauli"`` carries every generator
             forward as a sparse, bit-packed Pauli sum restricted to the observable's light
             cone and estimates only the Pauli words the ``G_j`` need, straight from the
             snapshot bits (time and memory grow with the words kept, not with ``4**n``);
             exact (untruncated) it gives the same numbers as the dense engine on the same
-            snapshots. ``"auto"`` (default): dense up to ``max_qubits``, sparse above, where
-            ``strategy=None`` runs ``"pure"`` (the hybrid needs the dense blocks).
+            snapshots. ``"auto"`` (default): dense up to ``max_qubits``, sparse above.
         truncation (dict or None): sparse engine only. ``None`` (default): exact.
             ``{"max_weight": w, "min_coefficient": c}`` (either key) drops carried words of
             higher weight or smaller coefficient; the record's notes and ``report`` give
             every component's bias bound (dropped coefficient mass times the sum of ``|o|``
             of the observable).
         max_words (int): sparse engine only: the largest number of carried Pauli words
-            (default 4,000,000, about 0.5 GiB at its peak); above it the gradient is refused
-            before any device time, with the sizes and a truncation that would fit.
+            (default 4,000,000, about 0.5 GiB at its peak); above it the pure strategy is
+            refused before any device time, with the sizes and a truncation that would fit.
+            The default strategy instead plans the parameters holding the most words as
+            parameter-shift, largest first, until its model fits
+            ``min(max_words, 2**20)`` words; the record's notes count them.
         strategy (str or None): ``"pure"`` is the textbook estimator above (all ``T`` shots
             are snapshots). ``"auto"`` also runs parameter-shift circuits where they are
             cheaper: the ideal circuit and its shifted copies are simulated classically
@@ -499,7 +509,13 @@ def shadow_grad(
             minimise the summed variance; snapshots and shifted tapes run as one batch; each
             component is the combination of its two unbiased estimates with weights fixed
             before the round, and its standard error is measured from the round's data.
-            Components outside the light cone cost nothing and are exactly zero. ``None``
+            Components outside the light cone cost nothing and are exactly zero. Above
+            ``max_qubits`` (the sparse engine) nothing is simulated: the split uses
+            state-independent variance proxies from the sparse ``G_j`` (shadow
+            ``sum_P gamma_jP^2 3^|P|`` per snapshot, parameter-shift
+            ``scale_j^2 sum_P c_P^2 / 2`` per shot: every word's expectation zero, distinct
+            words uncorrelated); the combination is still unbiased and its error bars measured,
+            but the split is no longer the exact optimum. ``None``
             (default): ``"auto"``, except for ``var`` measurements, trainable observable
             coefficients and an explicit ``bases`` plan, which run ``"pure"``. The
             record says which strategy ran and why.
@@ -552,12 +568,14 @@ def shadow_grad(
         budgets = [int(s) for s in tape.shots]
     rng = np.random.default_rng(seed)
     chosen_engine = select_engine(engine, circuit.num_qubits, max_qubits)
-    strategy, reason = resolve_strategy(
-        strategy, tape, terms, bases, sparse=chosen_engine == "pauli"
-    )
+    strategy, reason = resolve_strategy(strategy, tape, terms, bases)
     if strategy == "auto":
+        tm = None
+        if chosen_engine == "pauli":
+            _check_sparse_options(tape, {"biased_bases": biased_bases})
+            tm = _sparse_model(tape, truncation, min(max_words, AUTO_MAX_WORDS), shed=True)[0]
         return hybrid_gradient(
-            tape, circuit, budgets, chosen, groups, rng, reason, bool(biased_bases)
+            tape, circuit, budgets, chosen, groups, rng, reason, bool(biased_bases), tm
         )
     if chosen_engine == "pauli":
         _check_sparse_options(tape, {"biased_bases": biased_bases})
@@ -634,8 +652,9 @@ def _pure_round(tape, circuit, plans, chosen, estimate):
 _WORSE_FACTOR = 10.0
 
 
-def _warn_if_shadow_is_likely_worse(tape, circuit, tm, budget: int) -> None:
-    """Above ``max_qubits`` the default cannot plan (no exact simulation): warn, before any
+def _warn_if_shadow_is_likely_worse(tape, circuit, tm, budget: int, reason: str) -> None:
+    """When the default runs the pure sparse estimator (a ``var`` measurement, trainable
+    observable coefficients, an explicit plan: the hybrid does not apply), warn, before any
     device time, when the snapshots' variance proxy ``sum_P gamma_jP^2 3^|P|`` (summed over
     components, per snapshot) exceeds ``_WORSE_FACTOR`` times parameter-shift's worst-case
     variance (``scale_j^2 sum_g ||O_g||_1^2 / 2`` per shot, at equal shots)."""
@@ -666,7 +685,7 @@ def _warn_if_shadow_is_likely_worse(tape, circuit, tm, budget: int) -> None:
     if shift > 0 and shadow > _WORSE_FACTOR * shift:
         warnings.warn(
             f"diff_method='shadow' on {circuit.num_qubits} qubits runs the pure shadow estimator "
-            "(the default strategy cannot plan above max_qubits), and its variance proxy is "
+            f"({reason}), and its variance proxy is "
             f"{shadow / shift:.0f}x parameter-shift's worst-case variance at equal shots: "
             "diff_method='parameter-shift' is likely much cheaper for this circuit. Pass "
             "gradient_kwargs={'strategy': 'pure'} to silence this warning.",
@@ -680,7 +699,7 @@ def _pauli_estimate(tape, circuit, chosen, reason, truncation, max_words, budget
     any device time)."""
     tm, build_seconds = _sparse_model(tape, truncation, max_words)
     if reason.startswith("default"):
-        _warn_if_shadow_is_likely_worse(tape, circuit, tm, min(budgets))
+        _warn_if_shadow_is_likely_worse(tape, circuit, tm, min(budgets), reason)
     truncation = truncation or {}
     model = tm.model
     unchosen = [k for k in range(len(tape.trainable_params)) if k not in chosen]

@@ -296,8 +296,8 @@ def _check_at_scale(n, depth, snapshots):
         w
     )
     record = rec[0]
-    assert record.strategy == "pure" and record.engine.startswith("pauli")
-    assert any("sparse Pauli engine" in note for note in record.notes)
+    assert record.strategy == "auto" and record.engine.startswith("pauli")
+    assert any("variance proxies" in note for note in record.notes)
     se = record.stderr[0].reshape(grad.shape)
     inside = np.abs(exact) > 1e-10
     assert np.all(grad[~inside] == 0.0) and np.all(se[~inside] == 0.0)
@@ -332,16 +332,33 @@ def _three(w):
 W = pnp.array([0.4, -0.3], requires_grad=True)
 
 
-def test_auto_engine_above_max_qubits_runs_pure_sparse():
+def test_auto_engine_above_max_qubits_runs_the_default_strategy_on_the_sparse_engine():
     dev = qml.device("default.qubit", seed=1)
     qnode = qml.QNode(
         _three, dev, diff_method="shadow", shots=600, gradient_kwargs={"max_qubits": 2}
     )
     with sg.record() as rec:
         qml.grad(qnode)(W)
-    assert rec[0].strategy == "pure"
+    assert rec[0].strategy == "auto"
     assert rec[0].engine.startswith("pauli")
-    assert "sparse Pauli engine runs (3 qubits)" in rec[0].notes[0]
+    assert rec[0].report["planning"] == "proxy"
+    assert rec[0].notes[0] == "strategy='auto' (default)"
+
+
+def test_sparse_default_runs_pure_for_var_and_says_why():
+    def body(w):
+        qml.RY(w[0], 0)
+        qml.CNOT([0, 1])
+        qml.RX(w[1], 2)
+        qml.CNOT([1, 2])
+        return qml.var(qml.Z(2))
+
+    dev = qml.device("default.qubit", seed=1)
+    qnode = qml.QNode(body, dev, diff_method="shadow", shots=600, gradient_kwargs={"max_qubits": 2})
+    with sg.record() as rec:
+        qml.grad(qnode)(W)
+    assert rec[0].strategy == "pure" and rec[0].engine.startswith("pauli")
+    assert "var measurement is present" in rec[0].notes[0]
 
 
 @pytest.mark.parametrize(
@@ -352,7 +369,6 @@ def test_auto_engine_above_max_qubits_runs_pure_sparse():
         ({"truncation": {"max_weight": 0}}, ValueError, "max_weight'] must be an integer"),
         ({"truncation": {"min_coefficient": -1.0}}, ValueError, "min_coefficient'] must be"),
         ({"max_words": 0}, ValueError, "'max_words' must be a positive integer"),
-        ({"engine": "pauli", "strategy": "auto"}, ValueError, "strategy='auto' is not available"),
         ({"engine": "pauli", "biased_bases": True}, ValueError, "not available with the sparse"),
         ({"engine": "dense", "max_qubits": 2}, ValueError, "acts on 3 qubits"),
         ({"engine": "pauli", "max_words": 1}, pp.PauliEngineLimitError, "above its cap"),
@@ -451,9 +467,9 @@ def test_fifty_qubit_brickwork_on_aer_mps_default_options():
 
 @pytest.mark.parametrize("kind, warns", [("tfim", True), ("local", False)])
 def test_sparse_default_warns_when_parameter_shift_is_likely_cheaper(kind, warns):
-    """Above max_qubits the default runs pure shadow without planning: a global Hamiltonian
-    behind a CNOT ladder (shadow measured 12-465x worse than parameter-shift) warns before any
-    device time; a two-body observable on a shallow brickwork does not."""
+    """Where the default runs pure shadow above max_qubits (here: an explicit plan), a global
+    Hamiltonian behind a CNOT ladder (shadow measured 12-465x worse than parameter-shift) warns
+    before any device time; a two-body observable on a shallow brickwork does not."""
     import warnings
 
     n = 13
@@ -479,7 +495,11 @@ def test_sparse_default_warns_when_parameter_shift_is_likely_cheaper(kind, warns
     x = qml.numpy.array(np.linspace(0.1, 2.0, 2 * n), requires_grad=True)
     with qml.Tracker(dev) as tracker, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        sg.shadow_grad(qml.workflow.construct_tape(f)(x), bases="per-shot")
+        # the default strategy plans instead: it warns about nothing
         sg.shadow_grad(qml.workflow.construct_tape(f)(x))
     assert tracker.totals.get("executions", 0) == 0
     hits = [w for w in caught if "likely much cheaper" in str(w.message)]
-    assert bool(hits) == warns
+    assert len(hits) == int(warns)
+    if warns:
+        assert "explicit snapshot plan" in str(hits[0].message)

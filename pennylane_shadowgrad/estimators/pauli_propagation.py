@@ -136,6 +136,8 @@ class CarriedGenerators:
         dropped: ``(M,)`` absolute coefficient mass dropped by truncation per parameter.
         peak_words: the largest number of rows held during the propagation.
         num_qubits, num_params: sizes.
+        shed: ``(M,)`` parameters whose generators were removed whole to stay within the word
+            cap (only with ``shed=True``; their rows are absent, they are not zero).
     """
 
     tag: np.ndarray
@@ -146,6 +148,7 @@ class CarriedGenerators:
     peak_words: int
     num_qubits: int
     num_params: int
+    shed: np.ndarray | None = None
 
 
 def _backward_cones(circuit: RotationCircuit, support_mask: np.ndarray) -> list[np.ndarray]:
@@ -228,15 +231,18 @@ def carry_generators(
     max_weight: int | None = None,
     min_coefficient: float = 0.0,
     max_words: int = DEFAULT_MAX_WORDS,
+    shed: bool = False,
 ) -> CarriedGenerators:
     """Carry every trainable generator forward to the end of the circuit.
 
     ``support_mask`` (packed) is the support of the observables: words that cannot reach it
     are dropped exactly. ``max_weight``/``min_coefficient`` truncate (the dropped mass is
-    returned per parameter).
+    returned per parameter). ``shed=True`` (the default strategy's planning): above
+    ``max_words`` the parameters holding the most words are removed whole, largest first,
+    until at most half the cap is held, and marked in ``shed``; the others stay exact.
 
     Raises:
-        PauliEngineLimitError: more than ``max_words`` words at some point.
+        PauliEngineLimitError: more than ``max_words`` words at some point (``shed=False``).
     """
     n, m = circuit.num_qubits, circuit.num_params
     nb = num_blocks(n)
@@ -246,6 +252,7 @@ def carry_generators(
     z = np.zeros((0, nb), dtype=np.uint64)
     c = np.zeros(0)
     dropped = np.zeros(m)
+    shed_mask = np.zeros(m, dtype=bool)
     peak = 0
     for g, gate in enumerate(circuit.gates):
         if len(c):
@@ -255,7 +262,7 @@ def carry_generators(
                 tag, x, z, c, split = _apply_fixed(gate, tag, x, z, c)
             if split:
                 tag, x, z, c = _merge(tag, x, z, c)
-        if isinstance(gate, PauliRotation) and gate.param is not None:
+        if isinstance(gate, PauliRotation) and gate.param is not None and not shed_mask[gate.param]:
             digits = np.zeros((1, n), dtype=np.uint8)
             digits[0, list(gate.wires)] = gate.digits
             px, pz = pack_digits(digits)
@@ -278,9 +285,24 @@ def carry_generators(
             keep = ~(drop | trunc)
             tag, x, z, c = tag[keep], x[keep], z[keep], c[keep]
         peak = max(peak, len(c))
-        if len(c) > max_words:
+        if len(c) > max_words and shed:
+            tag, x, z, c = shed_largest(tag, x, z, c, max_words // 2, shed_mask)
+        elif len(c) > max_words:
             raise PauliEngineLimitError(_limit_message(circuit, g, x, z, max_words))
-    return CarriedGenerators(tag, x, z, c, dropped, peak, n, m)
+    return CarriedGenerators(tag, x, z, c, dropped, peak, n, m, shed_mask if shed else None)
+
+
+def shed_largest(tag, x, z, c, target: int, shed_mask: np.ndarray, *more):
+    """Remove whole parameters (``tag`` values), most rows first, until at most ``target`` rows
+    remain; mark them in ``shed_mask`` (in place). ``more``: further per-row arrays to filter."""
+    counts = np.bincount(tag, minlength=len(shed_mask))
+    order = np.argsort(-counts, kind="stable")
+    remaining = np.cumsum(counts[order][::-1])[::-1]  # rows left before removing order[i]
+    cut = int(np.sum(remaining > target))
+    gone = order[:cut]
+    shed_mask[gone] = True
+    keep = ~np.isin(tag, gone)
+    return (tag[keep], x[keep], z[keep], c[keep], *(a[keep] for a in more))
 
 
 def _limit_message(circuit, g, x, z, max_words) -> str:
@@ -344,6 +366,8 @@ class SparseGradientModel:
         bias_bound: per observable, ``(M,)`` bounds on the truncation bias.
         carried_words: words of the carried generators at the end (all parameters).
         peak_words: largest number of carried words during the propagation.
+        shed: ``(M,)`` parameters removed whole to stay within the word cap (``None`` unless
+            built with ``shed=True``): their ``G_theta`` rows are zero but unknown.
     """
 
     num_qubits: int
@@ -355,6 +379,7 @@ class SparseGradientModel:
     carried_words: int
     peak_words: int
     notes: list = field(default_factory=list)
+    shed: np.ndarray | None = None
 
     @property
     def num_words(self) -> int:
@@ -375,8 +400,15 @@ def build_model(
     max_weight: int | None = None,
     min_coefficient: float = 0.0,
     max_words: int = DEFAULT_MAX_WORDS,
+    shed: bool = False,
 ) -> SparseGradientModel:
-    """Carry the generators once and form ``G_theta = (i/2)[Q_theta, O]`` for every observable."""
+    """Carry the generators once and form ``G_theta = (i/2)[Q_theta, O]`` for every observable.
+
+    ``shed=True``: parameters whose generators or ``G_theta`` would exceed ``max_words`` are
+    removed whole instead of refusing (see :func:`carry_generators`); ``shed`` marks them and
+    their rows are zero (unknown, not zero: the default strategy plans them as
+    parameter-shift).
+    """
     n, m = circuit.num_qubits, circuit.num_params
     nb = num_blocks(n)
     support = np.zeros(nb, dtype=np.uint64)
@@ -386,7 +418,8 @@ def build_model(
         packed.append((ox, oz, oc))
         if len(oc):
             support |= np.bitwise_or.reduce(ox | oz, axis=0)
-    carried = carry_generators(circuit, support, max_weight, min_coefficient, max_words)
+    carried = carry_generators(circuit, support, max_weight, min_coefficient, max_words, shed)
+    shed_mask = carried.shed if shed else np.zeros(m, dtype=bool)
     parts = []  # per observable: G's (tag, x, z, c) and O's (x, z, c)
     entries = 0
     for ox, oz, oc in packed:
@@ -398,7 +431,7 @@ def build_model(
         )
         pending, size = [], 0
         for o in range(len(oc)):
-            anti = anticommutes(carried.x, carried.z, ox[o], oz[o])
+            anti = anticommutes(carried.x, carried.z, ox[o], oz[o]) & ~shed_mask[carried.tag]
             if not np.any(anti):
                 continue
             qx, qz = carried.x[anti], carried.z[anti]
@@ -414,7 +447,10 @@ def build_model(
                     *(np.concatenate([a, *[p[i] for p in pending]]) for i, a in enumerate(acc))
                 )
                 pending, size = [], 0
-                if entries + len(acc[3]) > max_words:
+                if entries + len(acc[3]) > max_words and shed:
+                    target = max(max_words // 2 - entries, 0)
+                    acc = shed_largest(*acc, target, shed_mask)
+                elif entries + len(acc[3]) > max_words:
                     raise PauliEngineLimitError(
                         f"The gradient observables G_j of {m} parameters on {n} qubits need more "
                         f"than {max_words} (parameter, Pauli word) entries ({carried.peak_words} "
@@ -451,6 +487,7 @@ def build_model(
     for t, _x, _z, c, *_ in parts:
         idx = inverse[offset : offset + len(c)]
         offset += len(c)
+        c = np.where(shed_mask[t], 0.0, c)  # shed after an earlier observable formed its rows
         gradient.append(sp.csr_matrix((c, (t, idx)), shape=(m, u)))
     for *_, oc in parts:
         idx = inverse[offset : offset + len(oc)]
@@ -466,6 +503,7 @@ def build_model(
         bias,
         len(carried.coeffs),
         carried.peak_words,
+        shed=shed_mask if shed else None,
     )
 
 
@@ -606,8 +644,11 @@ def tape_model(
     max_weight: int | None = None,
     min_coefficient: float = 0.0,
     max_words: int = DEFAULT_MAX_WORDS,
+    shed: bool = False,
 ) -> TapeModel:
-    """Build the sparse model of every measurement of ``tape`` (before any device time)."""
+    """Build the sparse model of every measurement of ``tape`` (before any device time).
+
+    ``shed``: see :func:`build_model` (the default strategy's planning model)."""
     from pennylane.measurements import ExpectationMP, ProbabilityMP
 
     from ..circuit import pauli_sum, probability_projectors
@@ -627,7 +668,7 @@ def tape_model(
     for k, (m_idx, term) in terms.items():
         term_index[k] = (m_idx, len(observables))
         observables.append(pauli_sum(term, wire_order))
-    model = build_model(circuit, observables, max_weight, min_coefficient, max_words)
+    model = build_model(circuit, observables, max_weight, min_coefficient, max_words, shed)
     return TapeModel(model, layout, term_index)
 
 

@@ -1,0 +1,158 @@
+"""Default options above the dense limit: ``diff_method="shadow"`` against parameter-shift.
+
+The circuit is a hardware-efficient ansatz on ``n`` qubits (default 20): ``depth`` layers of RY
+on every qubit followed by a CNOT ladder, with the transverse-field Ising Hamiltonian
+``H = sum_q Z_q Z_{q+1} + sum_q X_q`` (``2n - 1`` terms, two qubit-wise-commuting groups).
+One circuit instance (angles from seed 0) is differentiated ``--seeds`` times by
+
+* PennyLane's ``diff_method="parameter-shift"`` at ``--shots`` shots per tape, and
+* ``diff_method="shadow"`` with default options and the same number of gradient shots, as
+  ``qml.Tracker`` counts them (the forward pass's shots, which both methods spend alike,
+  are subtracted),
+
+on ``lightning.qubit``. The exact gradient comes from ``diff_method="adjoint"``. Printed per
+seed: the summed squared error of both, their wall times, and the default's split; then the
+MSE ratio (default / parameter-shift) with a paired bootstrap 95% interval over the seeds.
+Table and PNG go to ``benchmarks/results/default_at_scale.*``.
+
+    python benchmarks/default_at_scale.py                 # n=20, depth 4, 10 seeds
+    python benchmarks/default_at_scale.py --n 16 --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import pennylane as qml
+
+import pennylane_shadowgrad as sg
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def hea_tfim(n: int, depth: int):
+    terms = [qml.Z(q) @ qml.Z(q + 1) for q in range(n - 1)] + [qml.X(q) for q in range(n)]
+    hamiltonian = qml.dot([1.0] * (2 * n - 1), terms)
+
+    def body(w):
+        for layer in range(depth):
+            for q in range(n):
+                qml.RY(w[layer, q], q)
+            for q in range(n - 1):
+                qml.CNOT([q, q + 1])
+        return qml.expval(hamiltonian)
+
+    return body
+
+
+def _gradient(body, n, method, shots, seed, w, **kwargs):
+    """(gradient, tracker-counted shots of the whole call, wall seconds, records)."""
+    dev = qml.device("lightning.qubit", wires=n, seed=seed)
+    qnode = qml.QNode(body, dev, diff_method=method, shots=shots, **kwargs)
+    with qml.Tracker(dev) as tracker, sg.record() as records:
+        start = time.perf_counter()
+        grad = qml.grad(qnode)(w)
+        seconds = time.perf_counter() - start
+    return np.asarray(grad), int(tracker.totals["shots"]), seconds, records
+
+
+def _forward_shots(body, n, shots, w) -> int:
+    dev = qml.device("lightning.qubit", wires=n, seed=0)
+    qnode = qml.QNode(body, dev, diff_method=None, shots=shots)
+    with qml.Tracker(dev) as tracker:
+        qnode(w)
+    return int(tracker.totals["shots"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--shots", type=int, default=100, help="parameter-shift shots per tape")
+    parser.add_argument("--bootstrap", type=int, default=10000)
+    args = parser.parse_args()
+    n, depth = args.n, args.depth
+    body = hea_tfim(n, depth)
+    w = qml.numpy.array(
+        np.random.default_rng(0).uniform(0, 2 * np.pi, (depth, n)), requires_grad=True
+    )
+    start = time.perf_counter()
+    exact = np.asarray(
+        qml.grad(qml.QNode(body, qml.device("lightning.qubit", wires=n), diff_method="adjoint"))(w)
+    )
+    adjoint_seconds = time.perf_counter() - start
+    forward = _forward_shots(body, n, args.shots, w)
+    lines = [
+        f"HEA (RY + CNOT ladder) depth {depth}, n={n}, M={w.size}, TFIM H (2n-1 terms); "
+        f"lightning.qubit; parameter-shift at {args.shots} shots per tape; adjoint "
+        f"{adjoint_seconds:.2f} s",
+        f"{'seed':>4} {'PS shots':>9} {'default shots':>13} {'PS sq.err':>10} "
+        f"{'default sq.err':>14} {'PS s':>6} {'default s':>9}  default split",
+    ]
+    print("\n".join(lines))
+    rows = []
+    for seed in range(args.seeds):
+        g_ps, shots_ps, t_ps, _ = _gradient(body, n, "parameter-shift", args.shots, seed, w)
+        budget = shots_ps - forward
+        g_sh, shots_sh, t_sh, recs = _gradient(
+            body, n, "shadow", args.shots, seed + 1000, w, gradient_kwargs={"snapshots": budget}
+        )
+        rec = recs[-1]
+        e_ps, e_sh = float(np.sum((g_ps - exact) ** 2)), float(np.sum((g_sh - exact) ** 2))
+        split = rec.split
+        text = (
+            f"{split['shadow_snapshots']} snapshots, {split['parameter_shift_shots']} PS shots "
+            f"on {len(split['parameter_shift_components'])} components, {rec.circuits} circuits"
+        )
+        line = (
+            f"{seed:>4} {shots_ps - forward:>9} {shots_sh - forward:>13} {e_ps:>10.3f} "
+            f"{e_sh:>14.3f} {t_ps:>6.1f} {t_sh:>9.1f}  {text}"
+        )
+        print(line, flush=True)
+        lines.append(line)
+        rows.append((e_ps, e_sh, t_ps, t_sh))
+    data = np.array(rows)
+    rng = np.random.default_rng(12345)
+    idx = rng.integers(0, len(data), size=(args.bootstrap, len(data)))
+    ratios = data[idx, 1].mean(1) / data[idx, 0].mean(1)
+    ratio = data[:, 1].mean() / data[:, 0].mean()
+    lo, hi = np.percentile(ratios, [2.5, 97.5])
+    summary = (
+        f"MSE default / parameter-shift = {ratio:.3f} (paired bootstrap 95% CI {lo:.3f}-{hi:.3f},"
+        f" {len(data)} seeds); MSE parameter-shift {data[:, 0].mean():.3f}, default "
+        f"{data[:, 1].mean():.3f}; wall time per gradient: parameter-shift "
+        f"{np.median(data[:, 2]):.1f} s, default {np.median(data[:, 3]):.1f} s (medians)"
+    )
+    print(summary)
+    lines.append(summary)
+    os.makedirs(RESULTS, exist_ok=True)
+    stem = os.path.join(RESULTS, f"default_at_scale_n{n}")
+    with open(stem + ".txt", "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no PNG")
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    seeds = np.arange(len(data))
+    ax.bar(seeds - 0.2, data[:, 0], 0.4, label="parameter-shift")
+    ax.bar(seeds + 0.2, data[:, 1], 0.4, label="shadow (default options)")
+    ax.set_xlabel("seed")
+    ax.set_ylabel("summed squared error")
+    ax.set_title(f"n={n} HEA + TFIM: MSE ratio {ratio:.2f} [{lo:.2f}, {hi:.2f}]")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(stem + ".png", dpi=120)
+    print(f"saved {stem}.txt and .png")
+
+
+if __name__ == "__main__":
+    main()
