@@ -77,7 +77,9 @@ class GradientModel:
 
     Above ``max_qubits`` (``source="proxy"``, see :func:`proxy_gradient_model`) there is no
     simulation: ``blocks`` and ``x`` are ``None``, ``proxy[j, o]`` is the per-snapshot shadow
-    variance proxy and ``u = u_exact`` the parameter-shift one.
+    variance proxy with every basis drawn afresh (``proxy_terms``: the ``gamma^2`` per output
+    and the word weights, for the proxy of a plan with fewer bases) and ``u = u_exact`` the
+    parameter-shift one.
     """
 
     circuit: RotationCircuit
@@ -93,6 +95,7 @@ class GradientModel:
     num_groups: int
     proxy: np.ndarray | None = None
     source: str = "simulation"
+    proxy_terms: tuple | None = None
 
 
 @dataclass
@@ -122,7 +125,7 @@ def resolve_strategy(strategy, tape: QuantumScript, terms: dict, bases="auto") -
     if strategy == "pure":
         return "pure", "requested"
     why_not = None
-    if not (isinstance(bases, str) and bases == "auto"):
+    if isinstance(bases, str) and bases != "auto":
         why_not = f"an explicit snapshot plan was requested (bases={bases!r})"
     elif not all(isinstance(m, ExpectationMP | ProbabilityMP) for m in tape.measurements):
         why_not = "auto supports expval and probs; a var measurement is present"
@@ -202,7 +205,10 @@ def proxy_gradient_model(
     distinct words are uncorrelated, computed from the sparse ``G_j`` of ``tm`` (a
     :class:`~.estimators.pauli_propagation.TapeModel`):
 
-    * shadow, per snapshot: ``sum_P gamma_jP^2 3^|P|``;
+    * shadow, per snapshot: ``sum_P gamma_jP^2 3^|P|``; for ``T`` snapshots on ``B`` random
+      bases, ``sum_P gamma_jP^2 (3^|P| / T + (1 - q_P) / q_P)``, where
+      ``q_P = 1 - (1 - 3^-|P|)^B`` is the chance that some basis covers ``P`` (the
+      coverage-corrected estimator's extra variance, at its worst, ``<P>^2 = 1``);
     * parameter-shift, per shot of each shifted tape: ``scale_j^2 sum_P c_P^2 / 2`` (``c`` the
       observable's non-identity coefficients), floored at ``VARIANCE_FLOOR`` times the
       worst case ``scale_j^2 sum_g ||O_g||_1^2 / 2``.
@@ -215,11 +221,14 @@ def proxy_gradient_model(
     model = tm.model
     observables = output_observables(tape, circuit.wire_order)
     num, num_out = circuit.num_params, len(observables)
-    w3 = 3.0 ** weights(model.words_x, model.words_z).astype(float)
+    word_weights = weights(model.words_x, model.words_z).astype(float)
+    w3 = 3.0**word_weights
     proxy = np.zeros((num, num_out))
     mass = np.zeros(num)
+    squares = []
     for o in range(num_out):
-        sq = model.gradient[o].multiply(model.gradient[o])
+        sq = model.gradient[o].multiply(model.gradient[o]).tocsr()
+        squares.append(sq)
         proxy[:, o] = np.asarray(sq @ w3).reshape(-1)
         mass += np.asarray(sq.sum(axis=1)).reshape(-1)
     chosen_mask = np.zeros(num, dtype=bool)
@@ -255,6 +264,7 @@ def proxy_gradient_model(
         max(len(groups), 1),
         proxy=proxy,
         source="proxy",
+        proxy_terms=(squares, word_weights),
     )
 
 
@@ -275,7 +285,7 @@ def _shadow_variance(model: GradientModel, make, size: int) -> tuple[np.ndarray,
     shape = model.u.shape
     exact = np.zeros(shape)
     if model.proxy is not None:
-        exact = model.proxy / size
+        exact = proxy_variance(model, make(size), size)
     elif model.blocks.blocks:
         exact = expected_block_shadow_variance(
             model.blocks, lambda: make(size), model.x, _VARIANCE_BASES
@@ -286,6 +296,18 @@ def _shadow_variance(model: GradientModel, make, size: int) -> tuple[np.ndarray,
     return planned, exact
 
 
+def proxy_variance(model: GradientModel, plan: SnapshotPlan, size: int) -> np.ndarray:
+    """Proxy variance ``(M, O)`` of ``size`` snapshots on ``plan``'s bases (see
+    :func:`proxy_gradient_model`)."""
+    squares, w = model.proxy_terms
+    per_word = 3.0**w / size
+    if plan.random:
+        cover = -np.expm1(plan.num_bases * np.log1p(-(3.0**-w)))
+        per_word = per_word + (1.0 - cover) / cover
+    out = np.stack([np.asarray(sq @ per_word).reshape(-1) for sq in squares], axis=1)
+    return np.where(model.active[:, None], out, 0.0)
+
+
 def plan_round(
     model: GradientModel,
     budget: int,
@@ -293,6 +315,7 @@ def plan_round(
     rng: np.random.Generator,
     beta: np.ndarray | None = None,
     exact: bool = True,
+    max_bases: int = MAX_AUTO_BASES,
 ) -> RoundPlan:
     """Split ``budget`` shots for one gradient; everything the round will run, and the weights.
 
@@ -300,7 +323,8 @@ def plan_round(
     chosen size is scaled from the one at the full budget (``v / T``, exact up to the uneven
     split of ``T`` over the ``3**n`` bases) instead of being recomputed; the weights stay fixed
     before the round, so the combination stays unbiased. :func:`~.planning.plan` uses
-    ``exact=True``.
+    ``exact=True``. ``max_bases``: the most distinct bases the snapshots may use (the
+    complete plan when all ``3**n`` fit, else that many random bases).
 
     Rules: the split minimises the planned summed variance; a shifted tape gets at least
     ``MIN_SHIFT_SHOTS`` shots (so its error bar is measured) or none; every active component
@@ -321,8 +345,8 @@ def plan_round(
         if beta is None:
             # a complete plan needs two shots per basis for two replicate groups (an error
             # bar); below that, random bases
-            full = complete <= MAX_AUTO_BASES and 2 * complete <= size
-            bases = "all" if full else min(size, MAX_AUTO_BASES)
+            full = complete <= max_bases and 2 * complete <= size
+            bases = "all" if full else min(size, max_bases)
             return make_plan(n, size, bases=bases, groups=groups_, seed=source)
         need = model.blocks.needed_words()
         return biased_plan(n, size, beta, need, groups=groups_, seed=source)
@@ -330,9 +354,9 @@ def plan_round(
     complete = 3**n
 
     def _complete(size: int) -> bool:  # the uniform plan of ``size`` measures all bases
-        return beta is None and complete <= MAX_AUTO_BASES and 2 * complete <= size
+        return beta is None and complete <= max_bases and 2 * complete <= size
 
-    min_shadow = 2 * complete if complete <= MAX_AUTO_BASES and 2 * complete <= budget else 1
+    min_shadow = 2 * complete if complete <= max_bases and 2 * complete <= budget else 1
     notes = []
     if not active.any():
         alloc = Allocation(
@@ -451,14 +475,16 @@ def hybrid_gradient(
     reason: str,
     biased: bool = False,
     tm=None,
+    max_bases: int = MAX_AUTO_BASES,
 ):
     """The round's tapes (snapshots and shifted circuits, every budget) and their processing.
 
     ``tm``: the sparse engine's :class:`~.estimators.pauli_propagation.TapeModel` above
     ``max_qubits`` (then the split comes from :func:`proxy_gradient_model` and the snapshot
     part is evaluated by the sparse engine); ``None``: the dense engine and the exact
-    simulation. The processing function is pure: it executes nothing and returns the same
-    Jacobian whenever it is called with the same results.
+    simulation. ``max_bases``: see :func:`plan_round`. The processing function is pure: it
+    executes nothing and returns the same Jacobian whenever it is called with the same
+    results.
     """
     import time
 
@@ -473,7 +499,10 @@ def hybrid_gradient(
     if tm is not None:
         model = proxy_gradient_model(tape, circuit, chosen, tm)
     beta = optimal_bias(model.blocks, floor=0.01) if biased and model.blocks.blocks else None
-    rounds = [plan_round(model, int(t), groups, rng, beta, exact=False) for t in budgets]
+    rounds = [
+        plan_round(model, int(t), groups, rng, beta, exact=False, max_bases=max_bases)
+        for t in budgets
+    ]
     ops_only = QuantumScript(tape.operations, [])
     wire_order = circuit.wire_order
     batches = []

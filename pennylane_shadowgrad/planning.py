@@ -19,7 +19,7 @@ from scipy.stats import norm
 from .allocation import Allocation
 from .circuit import decompose_for_gradient, rotation_form
 from .estimators.pauli_propagation import DEFAULT_MAX_WORDS, tape_model
-from .hybrid import RoundPlan, gradient_model, plan_round, proxy_gradient_model
+from .hybrid import RoundPlan, gradient_model, plan_round, proxy_gradient_model, proxy_variance
 from .plans import DEFAULT_GROUPS, make_plan
 from .variance import expected_block_shadow_variance
 
@@ -155,7 +155,7 @@ def plan(
     rng = np.random.default_rng(seed)
     r = plan_round(model, total, DEFAULT_GROUPS, rng)
     if model.proxy is not None:
-        pure = model.proxy / total
+        pure = proxy_variance(model, make_plan(n, total, seed=rng), total)
     elif model.blocks.blocks:
         pure = expected_block_shadow_variance(
             model.blocks, lambda: make_plan(n, total, seed=rng), model.x, 128

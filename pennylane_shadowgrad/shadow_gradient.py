@@ -42,6 +42,7 @@ from .hybrid import hybrid_gradient, resolve_strategy
 from .plans import (
     BIAS_FLOOR,
     DEFAULT_GROUPS,
+    MAX_AUTO_BASES,
     SnapshotPlan,
     biased_plan,
     check_plan_options,
@@ -474,8 +475,11 @@ def shadow_grad(
         bases (str or int): measurement plan. ``"auto"`` (default) measures all
             :math:`3^n` local bases with the shots split evenly when
             :math:`3^n \le \min(T, 729)`, and otherwise :math:`\min(T, 729)` random bases
-            with the coverage-corrected ratio estimator; ``"all"``, ``"per-shot"`` or an
-            integer number of random bases force a plan.
+            with the coverage-corrected ratio estimator; ``"all"`` or ``"per-shot"`` force a
+            plan (and the pure strategy). An integer ``B`` caps the distinct bases at ``B``
+            (random unless all :math:`3^n` fit): fewer circuits, where each costs a full
+            simulation (``lightning.qubit``) or a job; the default strategy keeps planning
+            with it, the pure one draws exactly ``B`` random bases.
         groups (int): independent replicate groups for the jackknife error bars and the
             unbiased variance gradient (default 20).
         seed (int or numpy.random.Generator or None): fixes the random bases. An integer
@@ -517,7 +521,7 @@ def shadow_grad(
             words uncorrelated); the combination is still unbiased and its error bars measured,
             but the split is no longer the exact optimum. ``None``
             (default): ``"auto"``, except for ``var`` measurements, trainable observable
-            coefficients and an explicit ``bases`` plan, which run ``"pure"``. The
+            coefficients and ``bases="all"``/``"per-shot"``, which run ``"pure"``. The
             record says which strategy ran and why.
         biased_bases (bool): locally-biased shadows: per-qubit X/Y/Z probabilities fitted to
             the gradient observables ``G_j`` (known classically) by minimising the summed
@@ -574,8 +578,9 @@ def shadow_grad(
         if chosen_engine == "pauli":
             _check_sparse_options(tape, {"biased_bases": biased_bases})
             tm = _sparse_model(tape, truncation, min(max_words, AUTO_MAX_WORDS), shed=True)[0]
+        max_bases = bases if not isinstance(bases, str) else MAX_AUTO_BASES
         return hybrid_gradient(
-            tape, circuit, budgets, chosen, groups, rng, reason, bool(biased_bases), tm
+            tape, circuit, budgets, chosen, groups, rng, reason, bool(biased_bases), tm, max_bases
         )
     if chosen_engine == "pauli":
         _check_sparse_options(tape, {"biased_bases": biased_bases})

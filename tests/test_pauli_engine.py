@@ -371,7 +371,11 @@ def test_sparse_default_runs_pure_for_var_and_says_why():
         ({"max_words": 0}, ValueError, "'max_words' must be a positive integer"),
         ({"engine": "pauli", "biased_bases": True}, ValueError, "not available with the sparse"),
         ({"engine": "dense", "max_qubits": 2}, ValueError, "acts on 3 qubits"),
-        ({"engine": "pauli", "max_words": 1}, pp.PauliEngineLimitError, "above its cap"),
+        (
+            {"engine": "pauli", "max_words": 1, "strategy": "pure"},
+            pp.PauliEngineLimitError,
+            "above its cap",
+        ),
     ],
 )
 def test_refused_before_any_execution(options, error, match):

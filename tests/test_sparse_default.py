@@ -87,11 +87,12 @@ def _assert_within(grad, exact, record):
     assert not bad.any(), (grad[bad], exact[bad], se[bad], dof[bad])
 
 
-@pytest.mark.parametrize("max_words", [None, 60])
+@pytest.mark.parametrize("max_words, bases", [(None, None), (60, None), (None, 16)])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_default_on_the_sparse_engine_is_within_its_error_bars(seed, max_words):
+def test_default_on_the_sparse_engine_is_within_its_error_bars(seed, max_words, bases):
     """Five qubits forced onto the sparse engine (``max_qubits=2``), TFIM Hamiltonian behind a
-    CNOT ladder; with ``max_words=60`` the earliest parameters are shed to parameter-shift."""
+    CNOT ladder; with ``max_words=60`` the earliest parameters are shed to parameter-shift;
+    an integer ``bases`` caps the snapshot circuits and the default strategy still plans."""
     n, depth = 5, 2
     obs = _tfim(n)
 
@@ -108,6 +109,8 @@ def test_default_on_the_sparse_engine_is_within_its_error_bars(seed, max_words):
     kwargs = {"max_qubits": 2, "seed": seed}
     if max_words is not None:
         kwargs["max_words"] = max_words
+    if bases is not None:
+        kwargs["bases"] = bases
     dev = qml.device("default.qubit", seed=100 + seed)
     qnode = qml.QNode(body, dev, diff_method="shadow", shots=6000, gradient_kwargs=kwargs)
     with sg.record() as rec:
@@ -127,6 +130,8 @@ def test_default_on_the_sparse_engine_is_within_its_error_bars(seed, max_words):
         assert set(np.flatnonzero(shed)) <= set(record.split["parameter_shift_components"])
         weights = np.asarray(record.split["shadow_weight"])[:, 0]
         assert np.all(weights[shed] == 0.0)
+    if bases is not None:  # 16 random bases cover these words rarely: the plan may skip them
+        assert f", {bases} bases" in record.plan or "no snapshots" in record.plan
     assert np.all(np.ravel(record.stderr[0]) > 0)
     _assert_within(grad, exact, record)
 
