@@ -56,6 +56,15 @@ _ONE_BLOCK_WORDS = 2**18
 #: a generator commuting with the observable): it costs no shots.
 _ZERO_TOL = 1e-20
 
+#: Word cap of the default strategy's sparse planning model: parameters whose carried
+#: generators would exceed it are planned as parameter-shift (their shadow variance proxy is
+#: already enormous there), which keeps the model's build within seconds at 20 qubits.
+AUTO_MAX_WORDS = 2**20
+
+#: Above max_qubits the default takes the fewest random bases whose proxy variance is within
+#: this fraction of that of the full count (fewer snapshot circuits).
+BASES_SLACK = 0.1
+
 #: Seed of the plan draws that average a random plan's variance (never the round's own bases).
 _PLANNING_SEED = 20231130
 
@@ -285,7 +294,8 @@ def _shadow_variance(model: GradientModel, make, size: int) -> tuple[np.ndarray,
     shape = model.u.shape
     exact = np.zeros(shape)
     if model.proxy is not None:
-        exact = proxy_variance(model, make(size), size)
+        plan = make(size)
+        exact = proxy_variance(model, plan.num_bases if plan.random else None, size)
     elif model.blocks.blocks:
         exact = expected_block_shadow_variance(
             model.blocks, lambda: make(size), model.x, _VARIANCE_BASES
@@ -296,13 +306,13 @@ def _shadow_variance(model: GradientModel, make, size: int) -> tuple[np.ndarray,
     return planned, exact
 
 
-def proxy_variance(model: GradientModel, plan: SnapshotPlan, size: int) -> np.ndarray:
-    """Proxy variance ``(M, O)`` of ``size`` snapshots on ``plan``'s bases (see
-    :func:`proxy_gradient_model`)."""
+def proxy_variance(model: GradientModel, bases: int | None, size: int) -> np.ndarray:
+    """Proxy variance ``(M, O)`` of ``size`` snapshots on ``bases`` random bases (``None``: all
+    ``3**n``), see :func:`proxy_gradient_model`."""
     squares, w = model.proxy_terms
     per_word = 3.0**w / size
-    if plan.random:
-        cover = -np.expm1(plan.num_bases * np.log1p(-(3.0**-w)))
+    if bases is not None:
+        cover = -np.expm1(bases * np.log1p(-(3.0**-w)))
         per_word = per_word + (1.0 - cover) / cover
     out = np.stack([np.asarray(sq @ per_word).reshape(-1) for sq in squares], axis=1)
     return np.where(model.active[:, None], out, 0.0)
@@ -316,6 +326,7 @@ def plan_round(
     beta: np.ndarray | None = None,
     exact: bool = True,
     max_bases: int = MAX_AUTO_BASES,
+    trim_bases: bool = False,
 ) -> RoundPlan:
     """Split ``budget`` shots for one gradient; everything the round will run, and the weights.
 
@@ -324,7 +335,10 @@ def plan_round(
     split of ``T`` over the ``3**n`` bases) instead of being recomputed; the weights stay fixed
     before the round, so the combination stays unbiased. :func:`~.planning.plan` uses
     ``exact=True``. ``max_bases``: the most distinct bases the snapshots may use (the
-    complete plan when all ``3**n`` fit, else that many random bases).
+    complete plan when all ``3**n`` fit, else that many random bases). ``trim_bases`` (proxy
+    models only): use the fewest random bases, from ``20 * 2**k``, whose proxy variance is
+    within ``1 + BASES_SLACK`` of that at ``max_bases`` (each basis is a circuit: a full
+    simulation on ``lightning.qubit``, a job on hardware).
 
     Rules: the split minimises the planned summed variance; a shifted tape gets at least
     ``MIN_SHIFT_SHOTS`` shots (so its error bar is measured) or none; every active component
@@ -380,6 +394,13 @@ def plan_round(
         v_per_shot = np.where(active[:, None], v_full * budget, 0.0)
         alloc = allocate(v_per_shot, model.u, budget, active, min_shadow, groups=g)
         alloc = _enforce_rules(alloc, v_per_shot, model, budget, min_shadow)
+    if trim_bases and model.proxy is not None and alloc.shadow > 0:
+        max_bases = _fewest_bases(model, alloc.shadow, min(alloc.shadow, max_bases))
+        if max_bases < min(alloc.shadow, MAX_AUTO_BASES):
+            notes.append(
+                f"{max_bases} random bases: the fewest whose proxy variance is within "
+                f"{1 + BASES_SLACK:g}x of {min(alloc.shadow, MAX_AUTO_BASES)} bases"
+            )
     shadow_plan = make(alloc.shadow, groups, rng) if alloc.shadow > 0 else None
     scaled = v_full is not None and not exact and _complete(alloc.shadow) and _complete(budget)
     if alloc.shadow > 0 and scaled:
@@ -413,6 +434,18 @@ def plan_round(
         )
     shift = shift_plan(model.circuit, model.observables, alloc.ps_shots)
     return RoundPlan(budget, alloc, shadow_plan, shift, w, var_sh, var_ps, mse, notes)
+
+
+def _fewest_bases(model: GradientModel, size: int, cap: int) -> int:
+    """Fewest random bases (``cap`` or ``20 * 2**k`` below it) within ``1 + BASES_SLACK`` of the
+    proxy variance at ``cap``."""
+    target = (1.0 + BASES_SLACK) * np.sum(proxy_variance(model, cap, size))
+    b = 20
+    while b < cap:
+        if np.sum(proxy_variance(model, b, size)) <= target:
+            return b
+        b *= 2
+    return cap
 
 
 def _shadow_only(budget: int, num: int, shape, g: int) -> Allocation:
@@ -476,15 +509,16 @@ def hybrid_gradient(
     biased: bool = False,
     tm=None,
     max_bases: int = MAX_AUTO_BASES,
+    trim_bases: bool = False,
 ):
     """The round's tapes (snapshots and shifted circuits, every budget) and their processing.
 
     ``tm``: the sparse engine's :class:`~.estimators.pauli_propagation.TapeModel` above
     ``max_qubits`` (then the split comes from :func:`proxy_gradient_model` and the snapshot
     part is evaluated by the sparse engine); ``None``: the dense engine and the exact
-    simulation. ``max_bases``: see :func:`plan_round`. The processing function is pure: it
-    executes nothing and returns the same Jacobian whenever it is called with the same
-    results.
+    simulation. ``max_bases``, ``trim_bases`` (sparse only): see :func:`plan_round`. The
+    processing function is pure: it executes nothing and returns the same Jacobian whenever
+    it is called with the same results.
     """
     import time
 
@@ -499,10 +533,8 @@ def hybrid_gradient(
     if tm is not None:
         model = proxy_gradient_model(tape, circuit, chosen, tm)
     beta = optimal_bias(model.blocks, floor=0.01) if biased and model.blocks.blocks else None
-    rounds = [
-        plan_round(model, int(t), groups, rng, beta, exact=False, max_bases=max_bases)
-        for t in budgets
-    ]
+    trim = tm is not None and trim_bases
+    rounds = [plan_round(model, int(t), groups, rng, beta, False, max_bases, trim) for t in budgets]
     ops_only = QuantumScript(tape.operations, [])
     wire_order = circuit.wire_order
     batches = []

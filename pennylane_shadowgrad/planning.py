@@ -18,8 +18,15 @@ from scipy.stats import norm
 
 from .allocation import Allocation
 from .circuit import decompose_for_gradient, rotation_form
-from .estimators.pauli_propagation import DEFAULT_MAX_WORDS, tape_model
-from .hybrid import RoundPlan, gradient_model, plan_round, proxy_gradient_model, proxy_variance
+from .estimators.pauli_propagation import tape_model
+from .hybrid import (
+    AUTO_MAX_WORDS,
+    RoundPlan,
+    gradient_model,
+    plan_round,
+    proxy_gradient_model,
+    proxy_variance,
+)
 from .plans import DEFAULT_GROUPS, make_plan
 from .variance import expected_block_shadow_variance
 
@@ -147,15 +154,15 @@ def plan(
             f"{_MAX_SIMULATED_QUBITS} (the dense engine's max_qubits). Use source='proxy' or None."
         )
     if source == "proxy":
-        model = proxy_gradient_model(
-            rot, circuit, chosen, tape_model(rot, circuit, {}, max_words=DEFAULT_MAX_WORDS)
-        )
+        tm = tape_model(rot, circuit, {}, max_words=AUTO_MAX_WORDS, shed=True)
+        model = proxy_gradient_model(rot, circuit, chosen, tm)
     else:
         model = gradient_model(rot, circuit, chosen)
     rng = np.random.default_rng(seed)
-    r = plan_round(model, total, DEFAULT_GROUPS, rng)
+    r = plan_round(model, total, DEFAULT_GROUPS, rng, trim_bases=source == "proxy")
     if model.proxy is not None:
-        pure = proxy_variance(model, make_plan(n, total, seed=rng), total)
+        full = make_plan(n, total, seed=rng)
+        pure = proxy_variance(model, full.num_bases if full.random else None, total)
     elif model.blocks.blocks:
         pure = expected_block_shadow_variance(
             model.blocks, lambda: make_plan(n, total, seed=rng), model.x, 128
@@ -175,7 +182,10 @@ def plan(
         budget = {k: _normal_budget(np.sum(v, 1) * total, epsilon, delta) for k, v in mse.items()}
     notes = list(r.notes)
     if model.unplanned.any():
-        notes.append("'shadow' MSE is inf where a light cone was too large to plan")
+        notes.append(
+            "'shadow' MSE is inf where a component could not be planned (a light cone too large, "
+            "or generators above the sparse engine's word cap)"
+        )
     if source == "proxy":
         notes.append(
             "source='proxy': variances are state-independent proxies (every Pauli word's "

@@ -38,7 +38,7 @@ from .estimators.pauli_propagation import (
     weights,
 )
 from .gradient_transform import format_jacobian, stack_leaves
-from .hybrid import hybrid_gradient, resolve_strategy
+from .hybrid import AUTO_MAX_WORDS, hybrid_gradient, resolve_strategy
 from .plans import (
     BIAS_FLOOR,
     DEFAULT_GROUPS,
@@ -68,11 +68,6 @@ _OPTIONS = {
     "truncation",
     "max_words",
 }
-
-#: Word cap of the default strategy's sparse planning model: parameters whose carried
-#: generators would exceed it are planned as parameter-shift (their shadow variance proxy is
-#: already enormous there), which keeps the model's build within seconds at 20 qubits.
-AUTO_MAX_WORDS = 2**20
 
 #: Classical engines of the pure strategy: ``"auto"`` is dense up to ``max_qubits`` qubits and
 #: the sparse Pauli-propagation engine above.
@@ -580,7 +575,17 @@ def shadow_grad(
             tm = _sparse_model(tape, truncation, min(max_words, AUTO_MAX_WORDS), shed=True)[0]
         max_bases = bases if not isinstance(bases, str) else MAX_AUTO_BASES
         return hybrid_gradient(
-            tape, circuit, budgets, chosen, groups, rng, reason, bool(biased_bases), tm, max_bases
+            tape,
+            circuit,
+            budgets,
+            chosen,
+            groups,
+            rng,
+            reason,
+            bool(biased_bases),
+            tm,
+            max_bases,
+            trim_bases=isinstance(bases, str),
         )
     if chosen_engine == "pauli":
         _check_sparse_options(tape, {"biased_bases": biased_bases})

@@ -15,6 +15,7 @@ from pennylane import numpy as pnp
 from scipy.stats import t as student_t
 
 import pennylane_shadowgrad as sg
+from pennylane_shadowgrad import hybrid
 from pennylane_shadowgrad.circuit import decompose_for_gradient, rotation_form
 from pennylane_shadowgrad.estimators import pauli_propagation as pp
 from pennylane_shadowgrad.variance import simulate
@@ -163,3 +164,39 @@ def test_plan_above_the_dense_limit_uses_the_proxies():
 
 def test_check_budget():
     assert sum(_CHECKS) <= MAX_CHECKS
+
+
+def test_default_trims_snapshot_bases_where_words_are_light():
+    """Above max_qubits the default takes the fewest random bases within 10% of the proxy
+    variance at 729: light words (a depth-1 brickwork, a sum of two-body terms) need fewer
+    circuits; the proxy variance at the chosen count is within the stated slack."""
+    n = 14
+    obs = qml.dot([1.0] * (n - 1), [qml.Z(q) @ qml.Z(q + 1) for q in range(n - 1)])
+
+    @qml.qnode(qml.device("default.qubit", wires=n), shots=20000)
+    def f(w):
+        for q in range(n):
+            qml.RY(w[q, 0], q)
+            qml.RZ(w[q, 1], q)
+        for q in range(0, n - 1, 2):
+            qml.CZ([q, q + 1])
+        return qml.expval(obs)
+
+    w = pnp.array(np.random.default_rng(1).uniform(0, 6, (n, 2)), requires_grad=True)
+    p = sg.plan(f, w)
+    plan = p.round.shadow_plan
+    assert plan is not None and plan.random and plan.num_bases < 729
+    assert any("random bases: the fewest" in note for note in p.round.notes)
+    size = p.allocation.shadow
+    tape = qml.workflow.construct_tape(f)(w)
+    tape = decompose_for_gradient(tape)
+    circuit = rotation_form(tape)
+    gm = hybrid.proxy_gradient_model(
+        tape, circuit, range(circuit.num_params), pp.tape_model(tape, circuit, {}, shed=True)
+    )
+    chosen = np.sum(hybrid.proxy_variance(gm, plan.num_bases, size))
+    full = np.sum(hybrid.proxy_variance(gm, min(size, 729), size))
+    assert chosen <= (1 + hybrid.BASES_SLACK) * full
+    if plan.num_bases >= 40:  # the next smaller candidate would not have been within
+        half = np.sum(hybrid.proxy_variance(gm, plan.num_bases // 2, size))
+        assert half > (1 + hybrid.BASES_SLACK) * full
