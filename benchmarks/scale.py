@@ -1,4 +1,4 @@
-"""The sparse Pauli engine (``engine="pauli"``) at 8-50 qubits: time, memory, words, bias, MSE.
+"""The sparse Pauli engine (``engine="pauli"``) at 8-100 qubits: time, memory, words, bias, MSE.
 
 Families (pure strategy, ``T`` snapshots, random bases as ``bases="auto"`` draws them):
 
@@ -397,7 +397,7 @@ def main():
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     quick = args.quick
-    ns = [8, 12, 16, 20, 30, 50] if not quick else [8, 16, 30, 50]
+    ns = [8, 12, 16, 20, 30, 50, 100] if not quick else [8, 16, 30, 50]
     snapshots = 7290 if quick else 29160
     real_max = 16 if quick else 20
     mse_max = 8 if quick else 16

@@ -683,8 +683,8 @@ def _sparse_fields(record, tm, bias: np.ndarray, outputs) -> None:
     )
     record.notes.append(
         "above max_qubits the split comes from state-independent variance proxies (no exact "
-        "simulation): shadow sum_P gamma_jP^2 3^|P| per snapshot, parameter-shift "
-        "scale_j^2 sum_P c_P^2 / 2 per shot"
+        "simulation): shadow sum_P gamma_jP^2 (3^|P| / T + (1 - q_P) / q_P) with q_P the "
+        "chance that a random basis covers P, parameter-shift scale_j^2 sum_P c_P^2 / 2 per shot"
     )
     largest = float(np.max(bias)) if bias.size else 0.0
     if largest > 0:
