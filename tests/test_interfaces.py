@@ -192,9 +192,9 @@ def test_seed_fixes_bases_only():
     tape = qml.tape.QuantumScript(
         [qml.RX(qml.numpy.array(0.3), 0), qml.CNOT([0, 1])], [qml.expval(qml.Z(1))], shots=500
     )
-    t1, _ = pennylane_shadowgrad.shadow_grad(tape, seed=3, bases=10)
-    t2, _ = pennylane_shadowgrad.shadow_grad(tape, seed=3, bases=10)
-    t3, _ = pennylane_shadowgrad.shadow_grad(tape, seed=4, bases=10)
+    t1, _ = pennylane_shadowgrad.shadow_grad(tape, seed=3, bases=10, strategy="pure")
+    t2, _ = pennylane_shadowgrad.shadow_grad(tape, seed=3, bases=10, strategy="pure")
+    t3, _ = pennylane_shadowgrad.shadow_grad(tape, seed=4, bases=10, strategy="pure")
     params = [
         np.concatenate([np.ravel(p) for p in t.get_parameters(False)])
         for t in (t1[0], t2[0], t3[0])
