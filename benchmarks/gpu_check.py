@@ -1,6 +1,13 @@
 """Shadow gradients on lightning.gpu: correctness against default.qubit, and timing against
 parameter-shift. Run ``python benchmarks/gpu_check.py`` (``--quick``: the correctness check and
-the smallest timing case only); exits cleanly without lightning.gpu."""
+the smallest timing case only); exits cleanly without lightning.gpu.
+
+The scale section (``--scale-n``, default 20 24 28) runs the default options above 12 qubits
+(sparse engine, proxy-planned split) on a depth-3 brickwork (RY and RZ per qubit per layer,
+CZ bricks, ``Z_{n/2-1} Z_{n/2}``, 30,000 shots): every component within 5 reported standard
+errors of the adjoint gradient and exactly zero outside the light cone, and the wall time of
+one gradient against parameter-shift at 100 shots per tape. ``--device lightning.qubit`` runs
+the same checks on the CPU (for testing the script)."""
 
 import argparse
 import sys
@@ -9,15 +16,68 @@ import time
 import numpy as np
 import pennylane as qml
 
-import pennylane_shadowgrad  # noqa: F401
+import pennylane_shadowgrad
+
+DEVICE = "lightning.gpu"
 
 
 def _gpu_device(wires):
     try:
-        return qml.device("lightning.gpu", wires=wires, seed=1)
+        return qml.device(DEVICE, wires=wires, seed=1)
     except Exception as exc:  # not installed, no GPU or no CUDA runtime
-        print(f"lightning.gpu is not available ({type(exc).__name__}: {exc}); nothing to check.")
+        print(f"{DEVICE} is not available ({type(exc).__name__}: {exc}); nothing to check.")
         sys.exit(0)
+
+
+def brickwork(n, depth=3):
+    def f(w):
+        for layer in range(depth):
+            for q in range(n):
+                qml.RY(w[layer, q, 0], q)
+                qml.RZ(w[layer, q, 1], q)
+            for q in range(layer % 2, n - 1, 2):
+                qml.CZ([q, q + 1])
+        return qml.expval(qml.Z(n // 2 - 1) @ qml.Z(n // 2))
+
+    return f
+
+
+def scale_rows(ns, shots=30000):
+    """Default options above 12 qubits: correctness within 5 SE, wall time against PS."""
+    ok = True
+    print(
+        f"{'n':>3} {'M':>4} {'max |z|':>8} {'zeros':>6} {'shadow s':>9} {'PS s':>7} "
+        f"{'ratio':>6}  split"
+    )
+    for n in ns:
+        body = brickwork(n)
+        w = qml.numpy.array(
+            np.random.default_rng(n).uniform(0, 2 * np.pi, (3, n, 2)), requires_grad=True
+        )
+        exact = np.asarray(qml.grad(qml.QNode(body, _gpu_device(n), diff_method="adjoint"))(w))
+        q = qml.QNode(
+            body, _gpu_device(n), diff_method="shadow", shots=shots, gradient_kwargs={"seed": 1}
+        )
+        start = time.perf_counter()
+        with pennylane_shadowgrad.record() as rec:
+            grad = np.asarray(qml.grad(q)(w))
+        t_shadow = time.perf_counter() - start
+        se = np.asarray(rec[-1].stderr[0]).reshape(grad.shape)
+        inside = np.abs(exact) > 1e-10
+        z = float(np.max(np.abs(grad - exact)[inside] / se[inside]))
+        zeros = bool(np.all(grad[~inside] == 0.0))
+        ps = qml.QNode(body, _gpu_device(n), diff_method="parameter-shift", shots=100)
+        start = time.perf_counter()
+        qml.grad(ps)(w)
+        t_ps = time.perf_counter() - start
+        row_ok = z <= 5 and zeros
+        ok &= row_ok
+        print(
+            f"{n:>3} {w.size:>4} {z:>8.2f} {zeros!s:>6} {t_shadow:>9.2f} {t_ps:>7.2f} "
+            f"{t_shadow / t_ps:>6.2f}  {rec[-1].plan} {'OK' if row_ok else 'FAIL'}",
+            flush=True,
+        )
+    return ok
 
 
 def circuit(n, layers):
@@ -37,7 +97,11 @@ def circuit(n, layers):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="correctness + one timing case")
+    parser.add_argument("--scale-n", type=int, nargs="*", default=[20, 24, 28])
+    parser.add_argument("--device", default="lightning.gpu")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = args.device
     _gpu_device(2)
     rng = np.random.default_rng(0)
     kw = {"strategy": "pure"}
@@ -77,6 +141,8 @@ def main(argv=None):
             f"{n:>3} {x.size:>4} {4000:>7} {times[0]:>9.3f} {times[1]:>14.3f}",
             f"{times[1] / times[0]:>6.1f}",
         )
+    if args.scale_n and not args.quick:
+        ok &= scale_rows(args.scale_n)
     sys.exit(0 if ok else 1)
 
 
