@@ -223,7 +223,9 @@ def proxy_gradient_model(
       worst case ``scale_j^2 sum_g ||O_g||_1^2 / 2``.
 
     The split is then no longer the exact optimum, but the weights are still fixed before the
-    round (the combination stays unbiased) and the error bars are still measured.
+    round (the combination stays unbiased) and the error bars are still measured. Components
+    whose generators were shed (over the word cap) or truncated are ``unplanned``: they get
+    parameter-shift only, so neither ever biases the estimate.
     """
     from .estimators.pauli_propagation import weights
 
@@ -243,6 +245,12 @@ def proxy_gradient_model(
     chosen_mask = np.zeros(num, dtype=bool)
     chosen_mask[list(chosen)] = True
     shed = np.zeros(num, dtype=bool) if model.shed is None else model.shed
+    # a truncated generator is not known: those components are planned as parameter-shift
+    # (exact), so a truncation never biases the default's estimate
+    truncated = np.zeros(num, dtype=bool)
+    for bound in model.bias_bound:
+        truncated |= np.asarray(bound) > 0
+    shed = shed | truncated
     active = ((mass > _ZERO_TOL) | shed) & chosen_mask
     groups = measurement_groups(observables)
     l1, l2 = np.zeros(num_out), np.zeros(num_out)
@@ -424,7 +432,7 @@ def plan_round(
     mse = np.where(active[:, None], mse, 0.0)
     if model.unplanned.any():
         what = (
-            "carried generators above the sparse engine's max_words"
+            "carried generators above the sparse engine's max_words, or truncated"
             if model.source == "proxy"
             else "light cones too large to plan their shadow variance"
         )
@@ -674,7 +682,12 @@ def _record(r: RoundPlan, model: GradientModel, est, sh_var, ps_var, outputs, re
 
 def _sparse_fields(record, tm, bias: np.ndarray, outputs) -> None:
     """The sparse engine's part of a round's record: words kept and truncation bias bounds
-    (the shadow part's bound times its weight; the shifted tapes are exact)."""
+    (the shadow part's bound times its weight; the shifted tapes are exact), with a warning
+    where a bound exceeds ``BIAS_FRACTION`` of the component's standard error."""
+    import warnings
+
+    from .estimators.pauli_propagation import truncation_bias_message
+
     model = tm.model
     num_meas = max(mi for mi, _ in outputs) + 1
     record.engine = (
@@ -689,6 +702,10 @@ def _sparse_fields(record, tm, bias: np.ndarray, outputs) -> None:
     largest = float(np.max(bias)) if bias.size else 0.0
     if largest > 0:
         record.notes.append(f"largest truncation bias bound {largest:.3g} (report['bias_bound'])")
+        message = truncation_bias_message(_per_measurement(bias, outputs, num_meas), record.stderr)
+        if message is not None:
+            record.notes.append(message)
+            warnings.warn(f"diff_method='shadow': {message}", UserWarning, stacklevel=2)
     record.report = {
         "engine": "pauli",
         "carried_words": model.carried_words,

@@ -35,6 +35,7 @@ from .estimators.pauli_propagation import (
     decode_bits,
     pauli_jacobian,
     tape_model,
+    truncation_bias_message,
     weights,
 )
 from .gradient_transform import format_jacobian, stack_leaves
@@ -492,7 +493,9 @@ def shadow_grad(
             ``{"max_weight": w, "min_coefficient": c}`` (either key) drops carried words of
             higher weight or smaller coefficient; the record's notes and ``report`` give
             every component's bias bound (dropped coefficient mass times the sum of ``|o|``
-            of the observable).
+            of the observable), and inside :func:`~pennylane_shadowgrad.record` a
+            ``UserWarning`` says when a bound exceeds 10% of its component's standard error
+            (the error bars would not cover the bias). The default never truncates.
         max_words (int): sparse engine only: the largest number of carried Pauli words
             (default 4,000,000, about 0.5 GiB at its peak); above it the pure strategy is
             refused before any device time, with the sizes and a truncation that would fit.
@@ -734,6 +737,11 @@ def _pauli_estimate(tape, circuit, chosen, reason, truncation, max_words, budget
             else f"truncation {truncation}: largest bias bound {largest:.3g} "
             "(per component in report['bias_bound'])",
         ]
+        if truncation and want_errors:
+            message = truncation_bias_message(bounds, errs)
+            if message is not None:
+                notes.append(message)
+                warnings.warn(f"diff_method='shadow': {message}", UserWarning, stacklevel=2)
         report = {
             "engine": "pauli",
             "carried_words": model.carried_words,

@@ -200,3 +200,46 @@ def test_default_trims_snapshot_bases_where_words_are_light():
     if plan.num_bases >= 40:  # the next smaller candidate would not have been within
         half = np.sum(hybrid.proxy_variance(gm, plan.num_bases // 2, size))
         assert half > (1 + hybrid.BASES_SLACK) * full
+
+
+@pytest.mark.parametrize("strategy", ["pure", None])
+def test_truncation_that_dominates_the_error_bar_warns(strategy):
+    """A weight-1 truncation of a CNOT-ladder circuit drops every generator's mass. The pure
+    strategy's bias bound then exceeds 10% of the standard error, and the record and a warning
+    say so; the default strategy plans truncated components as parameter-shift (exact, no
+    warning, a note), and nothing is said without truncation."""
+    import warnings
+
+    n = 4
+
+    def body(w):
+        for q in range(n):
+            qml.RY(w[q], q)
+        for q in range(n - 1):
+            qml.CNOT([q, q + 1])
+        return qml.expval(qml.Z(n - 1))
+
+    w = pnp.array(np.linspace(0.3, 1.1, n), requires_grad=True)
+    for truncation, warns in (({"max_weight": 1}, True), (None, False)):
+        kwargs = {"max_qubits": 2, "seed": 1, "truncation": truncation}
+        if strategy is not None:
+            kwargs["strategy"] = strategy
+        qnode = qml.QNode(
+            body,
+            qml.device("default.qubit", seed=1),
+            diff_method="shadow",
+            shots=4000,
+            gradient_kwargs=kwargs,
+        )
+        with warnings.catch_warnings(record=True) as caught, sg.record() as rec:
+            warnings.simplefilter("always")
+            qml.grad(qnode)(w)
+        warns = warns and strategy == "pure"
+        hits = [c for c in caught if "bias bound exceeds" in str(c.message)]
+        assert bool(hits) == warns
+        assert any("bias bound exceeds" in note for note in rec[-1].notes) == warns
+        if strategy is None and truncation:
+            record = rec[-1]
+            assert any("or truncated: parameter-shift" in note for note in record.notes)
+            assert record.split["parameter_shift_components"] == list(range(n))
+            assert np.all(np.ravel(record.stderr[0]) > 0)

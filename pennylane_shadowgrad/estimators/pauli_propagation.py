@@ -672,6 +672,36 @@ def tape_model(
     return TapeModel(model, layout, term_index)
 
 
+#: A truncation is reported as dominating the error bar when a component's bias bound exceeds
+#: this fraction of its standard error.
+BIAS_FRACTION = 0.1
+
+
+def truncation_bias_message(bounds, stderrs) -> str | None:
+    """``None`` when every component's bias bound is at most ``BIAS_FRACTION`` of its standard
+    error (or there is no bias); else a message naming how many exceed it and the largest
+    ratio. ``bounds``/``stderrs``: per measurement, same shapes; unknown errors are skipped."""
+    over, largest = 0, 0.0
+    for bound, err in zip(bounds, stderrs):
+        if err is None:
+            continue
+        bound, err = np.asarray(bound, dtype=float), np.asarray(err, dtype=float)
+        live = bound > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(live, bound / err, 0.0)
+        ratio = np.where(np.isnan(ratio), 0.0, ratio)
+        over += int(np.sum(ratio > BIAS_FRACTION))
+        largest = max(largest, float(np.max(ratio)) if ratio.size else 0.0)
+    if over == 0:
+        return None
+    return (
+        f"the truncation's bias bound exceeds {BIAS_FRACTION:g} of the standard error on {over} "
+        f"components (largest bias bound / standard error: {largest:.3g}): the error bars do "
+        "not cover the truncation bias. Tighten the truncation (a larger max_weight, a smaller "
+        "min_coefficient), or raise max_words and drop it."
+    )
+
+
 def pauli_jacobian(tape, tm: TapeModel, plan, bits, want_errors: bool):
     """Jacobian (and jackknife errors) of every measurement, as :func:`~.jacobian.shadow_jacobian`.
 
