@@ -13,11 +13,13 @@ One circuit instance (angles from seed 0) is differentiated ``--seeds`` times by
 on ``lightning.qubit``. The exact gradient comes from ``diff_method="adjoint"``. Printed per
 seed: the summed squared error of both, their wall times, and the default's split; then the
 MSE ratio (default / parameter-shift) with a paired bootstrap 95% interval over the seeds.
-Table and PNG go to ``benchmarks/results/default_at_scale.*``.
+Table and PNG go to ``benchmarks/results/default_at_scale_*``. ``--family brickwork`` swaps in
+a depth-``depth`` brickwork (RY and RZ per qubit per layer, CZ bricks) with ``Z_{n/2-1} Z_{n/2}``.
 
     python benchmarks/default_at_scale.py                 # n=20, depth 4, 10 seeds
     python benchmarks/default_at_scale.py --n 16 --seeds 3
     python benchmarks/default_at_scale.py --bases 64      # fewer snapshot circuits
+    python benchmarks/default_at_scale.py --family brickwork --depth 3   # a local observable
     python benchmarks/default_at_scale.py --workers 2 --n 14 --seeds 3   # device parallelism
 
 ``--workers W`` instead times the default gradient on ``default.qubit`` without and with
@@ -107,6 +109,21 @@ def workers_table(body, n: int, w, shots: int, workers: int, repeats: int) -> No
         print(f"  {label:18s} {t:7.2f} s  ({t / base:.2f}x)")
 
 
+def brickwork(n: int, depth: int):
+    """Depth ``depth``: RY and RZ on every qubit per layer, CZ bricks; ``Z_{n/2-1} Z_{n/2}``."""
+
+    def body(w):
+        for layer in range(depth):
+            for q in range(n):
+                qml.RY(w[layer, q, 0], q)
+                qml.RZ(w[layer, q, 1], q)
+            for q in range(layer % 2, n - 1, 2):
+                qml.CZ([q, q + 1])
+        return qml.expval(qml.Z(n // 2 - 1) @ qml.Z(n // 2))
+
+    return body
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20)
@@ -118,12 +135,12 @@ def main() -> None:
         "--bases", type=int, default=None, help="gradient_kwargs['bases'] (default: not passed)"
     )
     parser.add_argument("--workers", type=int, default=None, help="time default.qubit pools")
+    parser.add_argument("--family", choices=("tfim", "brickwork"), default="tfim")
     args = parser.parse_args()
     n, depth = args.n, args.depth
-    body = hea_tfim(n, depth)
-    w = qml.numpy.array(
-        np.random.default_rng(0).uniform(0, 2 * np.pi, (depth, n)), requires_grad=True
-    )
+    shape = (depth, n) if args.family == "tfim" else (depth, n, 2)
+    body = (hea_tfim if args.family == "tfim" else brickwork)(n, depth)
+    w = qml.numpy.array(np.random.default_rng(0).uniform(0, 2 * np.pi, shape), requires_grad=True)
     if args.workers is not None:
         workers_table(body, n, w, args.shots, args.workers, args.seeds)
         return
@@ -145,8 +162,12 @@ def main() -> None:
     )
     assert shots_sh - forward == recs[-1].snapshots == budget, (shots_sh, recs[-1].snapshots)
     lines = [
-        f"HEA (RY + CNOT ladder) depth {depth}, n={n}, M={w.size}, TFIM H (2n-1 terms); "
-        f"lightning.qubit; parameter-shift at {args.shots} shots per tape; adjoint "
+        (
+            f"HEA (RY + CNOT ladder) depth {depth}, n={n}, M={w.size}, TFIM H (2n-1 terms); "
+            if args.family == "tfim"
+            else f"brickwork (RY, RZ, CZ) depth {depth}, n={n}, M={w.size}, Z Z; "
+        )
+        + f"lightning.qubit; parameter-shift at {args.shots} shots per tape; adjoint "
         f"{adjoint_seconds:.2f} s; shadow options: "
         + ("defaults" if args.bases is None else f"bases={args.bases}"),
         f"{'seed':>4} {'PS shots':>9} {'default shots':>13} {'PS sq.err':>10} "
@@ -188,7 +209,7 @@ def main() -> None:
     print(summary)
     lines.append(summary)
     os.makedirs(RESULTS, exist_ok=True)
-    stem = os.path.join(RESULTS, f"default_at_scale_n{n}")
+    stem = os.path.join(RESULTS, f"default_at_scale_{args.family}_n{n}")
     if args.bases is not None:
         stem += f"_bases{args.bases}"
     with open(stem + ".txt", "w") as fh:
