@@ -35,25 +35,11 @@ import time
 
 import numpy as np
 import pennylane as qml
+from scale import FAMILIES  # the circuit families of benchmarks/scale.py
 
 import pennylane_shadowgrad as sg
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-
-
-def hea_tfim(n: int, depth: int):
-    terms = [qml.Z(q) @ qml.Z(q + 1) for q in range(n - 1)] + [qml.X(q) for q in range(n)]
-    hamiltonian = qml.dot([1.0] * (2 * n - 1), terms)
-
-    def body(w):
-        for layer in range(depth):
-            for q in range(n):
-                qml.RY(w[layer, q], q)
-            for q in range(n - 1):
-                qml.CNOT([q, q + 1])
-        return qml.expval(hamiltonian)
-
-    return body
 
 
 def _gradient(body, n, method, shots, seed, w, track=False, **kwargs):
@@ -109,21 +95,6 @@ def workers_table(body, n: int, w, shots: int, workers: int, repeats: int) -> No
         print(f"  {label:18s} {t:7.2f} s  ({t / base:.2f}x)")
 
 
-def brickwork(n: int, depth: int):
-    """Depth ``depth``: RY and RZ on every qubit per layer, CZ bricks; ``Z_{n/2-1} Z_{n/2}``."""
-
-    def body(w):
-        for layer in range(depth):
-            for q in range(n):
-                qml.RY(w[layer, q, 0], q)
-                qml.RZ(w[layer, q, 1], q)
-            for q in range(layer % 2, n - 1, 2):
-                qml.CZ([q, q + 1])
-        return qml.expval(qml.Z(n // 2 - 1) @ qml.Z(n // 2))
-
-    return body
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20)
@@ -138,8 +109,7 @@ def main() -> None:
     parser.add_argument("--family", choices=("tfim", "brickwork"), default="tfim")
     args = parser.parse_args()
     n, depth = args.n, args.depth
-    shape = (depth, n) if args.family == "tfim" else (depth, n, 2)
-    body = (hea_tfim if args.family == "tfim" else brickwork)(n, depth)
+    body, shape = FAMILIES[args.family](n, depth)
     w = qml.numpy.array(np.random.default_rng(0).uniform(0, 2 * np.pi, shape), requires_grad=True)
     if args.workers is not None:
         workers_table(body, n, w, args.shots, args.workers, args.seeds)

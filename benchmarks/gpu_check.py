@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pennylane as qml
+from scale import brickwork  # the family of benchmarks/scale.py
 
 import pennylane_shadowgrad
 
@@ -29,19 +30,6 @@ def _gpu_device(wires):
         sys.exit(0)
 
 
-def brickwork(n, depth=3):
-    def f(w):
-        for layer in range(depth):
-            for q in range(n):
-                qml.RY(w[layer, q, 0], q)
-                qml.RZ(w[layer, q, 1], q)
-            for q in range(layer % 2, n - 1, 2):
-                qml.CZ([q, q + 1])
-        return qml.expval(qml.Z(n // 2 - 1) @ qml.Z(n // 2))
-
-    return f
-
-
 def scale_rows(ns, shots=30000):
     """Default options above 12 qubits: correctness within 5 SE, wall time against PS."""
     ok = True
@@ -50,7 +38,7 @@ def scale_rows(ns, shots=30000):
         f"{'ratio':>6}  split"
     )
     for n in ns:
-        body = brickwork(n)
+        body, _ = brickwork(n)
         w = qml.numpy.array(
             np.random.default_rng(n).uniform(0, 2 * np.pi, (3, n, 2)), requires_grad=True
         )
