@@ -36,6 +36,7 @@ from .estimators.pauli_propagation import (
     pauli_jacobian,
     tape_model,
     truncation_bias_message,
+    unpack_digits,
     weights,
 )
 from .gradient_transform import format_jacobian, stack_leaves
@@ -49,6 +50,7 @@ from .plans import (
     check_plan_options,
     make_plan,
     optimal_bias,
+    optimal_bias_words,
 )
 from .resources import GradientRecord, is_recording, publish
 from .snapshots import decode, snapshot_tapes
@@ -304,10 +306,17 @@ def _expand_transform_shadow(
 
 def _check_sparse_options(tape: QuantumScript, kwargs: dict) -> None:
     """Options the sparse engine cannot serve, refused in the expand step (no device time)."""
-    if kwargs.get("biased_bases"):
+    if not kwargs.get("biased_bases"):
+        return
+    strategy = resolve_strategy(
+        kwargs.get("strategy"), tape, _observable_terms(tape), kwargs.get("bases", "auto")
+    )[0]
+    if strategy == "auto":
         raise ValueError(
-            "biased_bases=True is not available with the sparse engine yet (its fit uses the "
-            "dense gradient blocks); use engine='dense' (n <= max_qubits) or biased_bases=False."
+            "biased_bases=True with the default strategy is not available on the sparse engine "
+            "yet (its plan has no proxy for biased bases); pass strategy='pure' for biased "
+            "bases fitted to the sparse G_j, use engine='dense' (n <= max_qubits), or "
+            "biased_bases=False."
         )
 
 
@@ -411,18 +420,33 @@ def _coefficient_derivative(obs, p_idx: int):
 
 
 def _biased_plans(
-    tape: QuantumScript, circuit: RotationCircuit, budgets, bases, groups: int, rng, terms=None
+    tape: QuantumScript,
+    circuit: RotationCircuit,
+    budgets,
+    bases,
+    groups: int,
+    rng,
+    terms=None,
+    tm=None,
 ) -> list[SnapshotPlan]:
-    """One locally-biased plan per budget for ``tape`` (``biased_bases=True``)."""
+    """One locally-biased plan per budget for ``tape`` (``biased_bases=True``); ``tm``: the
+    sparse engine's model, whose ``G_j`` words the bias is fitted to (else the dense blocks)."""
     if terms or not all(isinstance(m, ExpectationMP | ProbabilityMP) for m in tape.measurements):
         raise ValueError(
             "biased_bases=True needs the gradient observables in advance: expval and probs "
             "measurements only, without trainable observable coefficients."
         )
-    blocks = gradient_blocks(circuit, output_observables(tape, circuit.wire_order))
-    beta = optimal_bias(blocks, floor=BIAS_FLOOR)
-    need = blocks.needed_words()
     n = circuit.num_qubits
+    if tm is not None:
+        model = tm.model
+        mass = sum(np.asarray(g.multiply(g).sum(axis=0)).reshape(-1) for g in model.gradient)
+        digits = unpack_digits(model.words_x, model.words_z, n)
+        beta = optimal_bias_words(digits, mass, floor=BIAS_FLOOR)
+        need = None
+    else:
+        blocks = gradient_blocks(circuit, output_observables(tape, circuit.wire_order))
+        beta = optimal_bias(blocks, floor=BIAS_FLOOR)
+        need = blocks.needed_words()
     out = []
     for t in budgets:
         b = t if bases == "per-shot" else bases
@@ -526,7 +550,9 @@ def shadow_grad(
             variance proxy ``sum_jP gamma_jP^2 / prod_q beta_q(P_q)``; a complete plan then
             gets ``S_b ~ prod_q beta_q(b_q)`` shots per basis, a random plan draws its bases
             from ``beta`` and divides by the exact coverage probability, so the estimate stays
-            unbiased. ``expval``/``probs`` only. Off by default: see
+            unbiased. ``expval``/``probs`` only. On the sparse engine the fit runs over the
+            sparse ``G_j`` words, with ``strategy="pure"`` only (the default strategy refuses
+            it there: its plan has no proxy for biased bases). Off by default: see
             ``benchmarks/biased_bases.py`` for the measured gain.
 
     Returns:
@@ -574,7 +600,9 @@ def shadow_grad(
     if strategy == "auto":
         tm = None
         if chosen_engine == "pauli":
-            _check_sparse_options(tape, {"biased_bases": biased_bases})
+            _check_sparse_options(
+                tape, {"biased_bases": biased_bases, "strategy": "auto", "bases": bases}
+            )
             tm = _sparse_model(tape, truncation, min(max_words, AUTO_MAX_WORDS), shed=True)[0]
         max_bases = bases if not isinstance(bases, str) else MAX_AUTO_BASES
         return hybrid_gradient(
@@ -590,10 +618,11 @@ def shadow_grad(
             max_bases,
             trim_bases=isinstance(bases, str),
         )
-    if chosen_engine == "pauli":
-        _check_sparse_options(tape, {"biased_bases": biased_bases})
     if biased_bases:
-        plans = _biased_plans(tape, circuit, budgets, bases, groups, rng, terms)
+        tm = None
+        if chosen_engine == "pauli":
+            tm = _sparse_model(tape, truncation, max_words)[0]
+        plans = _biased_plans(tape, circuit, budgets, bases, groups, rng, terms, tm)
         reason += "; locally-biased bases"
     else:
         plans = [

@@ -369,7 +369,11 @@ def test_sparse_default_runs_pure_for_var_and_says_why():
         ({"truncation": {"max_weight": 0}}, ValueError, "max_weight'] must be an integer"),
         ({"truncation": {"min_coefficient": -1.0}}, ValueError, "min_coefficient'] must be"),
         ({"max_words": 0}, ValueError, "'max_words' must be a positive integer"),
-        ({"engine": "pauli", "biased_bases": True}, ValueError, "not available with the sparse"),
+        (
+            {"engine": "pauli", "biased_bases": True},
+            ValueError,
+            "with the default strategy is not available on the sparse engine",
+        ),
         ({"engine": "dense", "max_qubits": 2}, ValueError, "acts on 3 qubits"),
         (
             {"engine": "pauli", "max_words": 1, "strategy": "pure"},

@@ -162,10 +162,6 @@ def test_plan_above_the_dense_limit_uses_the_proxies():
     assert small.source == "proxy"
 
 
-def test_check_budget():
-    assert sum(_CHECKS) <= MAX_CHECKS
-
-
 def test_default_trims_snapshot_bases_where_words_are_light():
     """Above max_qubits the default takes the fewest random bases within 10% of the proxy
     variance at 729: light words (a depth-1 brickwork, a sum of two-body terms) need fewer
@@ -243,3 +239,58 @@ def test_truncation_that_dominates_the_error_bar_warns(strategy):
             assert any("or truncated: parameter-shift" in note for note in record.notes)
             assert record.split["parameter_shift_components"] == list(range(n))
             assert np.all(np.ravel(record.stderr[0]) > 0)
+
+
+def _brick5(w):
+    for layer in range(2):
+        for q in range(5):
+            qml.RY(w[layer, q, 0], q)
+            qml.RZ(w[layer, q, 1], q)
+        for q in range(layer % 2, 4, 2):
+            qml.CZ([q, q + 1])
+    return qml.expval(qml.Z(2) @ qml.Z(3) + 0.4 * qml.X(0))
+
+
+W5 = pnp.array(np.random.default_rng(2).uniform(0, 6, (2, 5, 2)), requires_grad=True)
+
+
+def test_bias_fitted_to_sparse_words_equals_the_dense_fit():
+    from pennylane_shadowgrad.circuit import output_observables
+    from pennylane_shadowgrad.estimators.light_cone import gradient_blocks
+    from pennylane_shadowgrad.plans import optimal_bias, optimal_bias_words
+
+    tape = decompose_for_gradient(
+        qml.workflow.construct_tape(qml.QNode(_brick5, qml.device("default.qubit")))(W5)
+    )
+    circuit = rotation_form(tape)
+    dense = optimal_bias(gradient_blocks(circuit, output_observables(tape, circuit.wire_order)))
+    model = pp.tape_model(tape, circuit, {}).model
+    mass = sum(np.asarray(g.multiply(g).sum(axis=0)).reshape(-1) for g in model.gradient)
+    words = optimal_bias_words(pp.unpack_digits(model.words_x, model.words_z, 5), mass)
+    np.testing.assert_allclose(words, dense, atol=1e-12)
+    assert not np.allclose(words, 1.0 / 3.0)  # the fit is not the uniform law
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sparse_biased_bases_are_within_their_error_bars(seed):
+    """The pure strategy on the sparse engine with biased random bases (fitted to the sparse
+    G_j, divided by their exact coverage probabilities)."""
+    exact = qml.grad(qml.QNode(_brick5, qml.device("default.qubit"), diff_method="backprop"))(W5)
+    options = {"engine": "pauli", "strategy": "pure", "biased_bases": True, "seed": seed}
+    qnode = qml.QNode(
+        _brick5,
+        qml.device("default.qubit", seed=40 + seed),
+        diff_method="shadow",
+        shots=4000,
+        gradient_kwargs={**options, "bases": 200},
+    )
+    with sg.record() as rec:
+        grad = qml.grad(qnode)(W5)
+    record = rec[-1]
+    assert record.engine.startswith("pauli") and "locally-biased" in record.notes[0]
+    record.dof = [np.full(np.shape(record.stderr[0]), record.groups - 1.0)]
+    _assert_within(grad, exact, record)
+
+
+def test_check_budget():  # last: after every statistical check of this file
+    assert sum(_CHECKS) <= MAX_CHECKS
