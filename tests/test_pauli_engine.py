@@ -321,12 +321,12 @@ def test_twenty_qubit_brickwork_within_five_standard_errors():
 # ---------------------------------------------------------------------------------------------
 
 
-def _three(w):
+def _three(w, measure=qml.expval):
     qml.RY(w[0], 0)
     qml.CNOT([0, 1])
     qml.RX(w[1], 2)
     qml.CNOT([1, 2])
-    return qml.expval(qml.Z(2))
+    return measure(qml.Z(2))
 
 
 W = pnp.array([0.4, -0.3], requires_grad=True)
@@ -347,11 +347,7 @@ def test_auto_engine_above_max_qubits_runs_the_default_strategy_on_the_sparse_en
 
 def test_sparse_default_runs_pure_for_var_and_says_why():
     def body(w):
-        qml.RY(w[0], 0)
-        qml.CNOT([0, 1])
-        qml.RX(w[1], 2)
-        qml.CNOT([1, 2])
-        return qml.var(qml.Z(2))
+        return _three(w, qml.var)
 
     dev = qml.device("default.qubit", seed=1)
     qnode = qml.QNode(body, dev, diff_method="shadow", shots=600, gradient_kwargs={"max_qubits": 2})
