@@ -26,6 +26,7 @@ from .estimators.light_cone import GradientBlocks, generator_coefficients, gradi
 from .parameter_shift import (
     MIN_SHIFT_SHOTS,
     ShiftPlan,
+    group_norms,
     measurement_groups,
     param_scales,
     shift_plan,
@@ -84,11 +85,10 @@ class GradientModel:
     need shots (in the light cone, non-zero, chosen). ``unplanned``: active components whose
     block was too large to plan (their shadow variance is unknown).
 
-    Above ``max_qubits`` (``source="proxy"``, see :func:`proxy_gradient_model`) there is no
-    simulation: ``blocks`` and ``x`` are ``None``, ``proxy[j, o]`` is the per-snapshot shadow
-    variance proxy with every basis drawn afresh (``proxy_terms``: the ``gamma^2`` per output
-    and the word weights, for the proxy of a plan with fewer bases) and ``u = u_exact`` the
-    parameter-shift one.
+    Above ``max_qubits`` (:func:`proxy_gradient_model`) there is no simulation: ``blocks``
+    and ``x`` are ``None``, ``proxy_terms`` holds the ``gamma^2`` per output and the word
+    weights (:func:`proxy_variance` of any plan), ``shadow_scale`` is the per-snapshot shadow
+    proxy with every basis drawn afresh and ``u = u_exact`` the parameter-shift one.
     """
 
     circuit: RotationCircuit
@@ -102,9 +102,12 @@ class GradientModel:
     active: np.ndarray
     unplanned: np.ndarray
     num_groups: int
-    proxy: np.ndarray | None = None
-    source: str = "simulation"
     proxy_terms: tuple | None = None
+
+    @property
+    def source(self) -> str:
+        """``"simulation"`` or ``"proxy"`` (:func:`proxy_gradient_model`)."""
+        return "simulation" if self.proxy_terms is None else "proxy"
 
 
 @dataclass
@@ -180,12 +183,7 @@ def gradient_model(tape: QuantumScript, circuit: RotationCircuit, chosen) -> Gra
     x = [reduced_pauli_expectations(states[0], n, support) for support, _, _ in blocks.blocks]
     u_exact = shift_variances(circuit, observables, components, states[1:])
     groups = measurement_groups(observables)
-    l1 = np.zeros(len(observables))
-    for words in groups:
-        index = {w.tobytes() for w in words}
-        for o, obs in enumerate(observables):
-            part = [abs(c) for d, c in zip(obs.digits, obs.coeffs) if d.tobytes() in index]
-            l1[o] += sum(part) ** 2
+    l1, _ = group_norms(observables, groups)
     scale = param_scales(circuit)
     u_scale = scale[:, None] ** 2 * l1[None] / 2.0
     u = np.where(active[:, None], np.maximum(u_exact, VARIANCE_FLOOR * u_scale), 0.0)
@@ -253,15 +251,7 @@ def proxy_gradient_model(
     shed = shed | truncated
     active = ((mass > _ZERO_TOL) | shed) & chosen_mask
     groups = measurement_groups(observables)
-    l1, l2 = np.zeros(num_out), np.zeros(num_out)
-    for words in groups:
-        index = {w.tobytes() for w in words}
-        for o, obs in enumerate(observables):
-            part = np.array(
-                [abs(c) for d, c in zip(obs.digits, obs.coeffs) if d.tobytes() in index]
-            )
-            l1[o] += np.sum(part) ** 2
-            l2[o] += np.sum(part**2)
+    l1, l2 = group_norms(observables, groups)
     scale = param_scales(circuit)
     u_scale = scale[:, None] ** 2 * l1[None] / 2.0
     u = scale[:, None] ** 2 * l2[None] / 2.0
@@ -279,8 +269,6 @@ def proxy_gradient_model(
         active,
         shed & active,
         max(len(groups), 1),
-        proxy=proxy,
-        source="proxy",
         proxy_terms=(squares, word_weights),
     )
 
@@ -301,7 +289,7 @@ def _shadow_variance(model: GradientModel, make, size: int) -> tuple[np.ndarray,
     """
     shape = model.u.shape
     exact = np.zeros(shape)
-    if model.proxy is not None:
+    if model.source == "proxy":
         plan = make(size)
         exact = proxy_variance(model, plan.num_bases if plan.random else None, size)
     elif model.blocks.blocks:
@@ -402,7 +390,7 @@ def plan_round(
         v_per_shot = np.where(active[:, None], v_full * budget, 0.0)
         alloc = allocate(v_per_shot, model.u, budget, active, min_shadow, groups=g)
         alloc = _enforce_rules(alloc, v_per_shot, model, budget, min_shadow)
-    if trim_bases and model.proxy is not None and alloc.shadow > 0:
+    if trim_bases and model.source == "proxy" and alloc.shadow > 0:
         max_bases = _fewest_bases(model, alloc.shadow, min(alloc.shadow, max_bases))
         if max_bases < min(alloc.shadow, MAX_AUTO_BASES):
             notes.append(
@@ -537,12 +525,14 @@ def hybrid_gradient(
     from .resources import is_recording, publish
     from .snapshots import decode, refuse_traced_results, snapshot_tapes
 
-    model = gradient_model(tape, circuit, chosen) if tm is None else None
-    if tm is not None:
+    if tm is None:
+        model = gradient_model(tape, circuit, chosen)
+    else:
         model = proxy_gradient_model(tape, circuit, chosen, tm)
     beta = optimal_bias(model.blocks, floor=0.01) if biased and model.blocks.blocks else None
-    trim = tm is not None and trim_bases
-    rounds = [plan_round(model, int(t), groups, rng, beta, False, max_bases, trim) for t in budgets]
+    rounds = [
+        plan_round(model, int(t), groups, rng, beta, False, max_bases, trim_bases) for t in budgets
+    ]
     ops_only = QuantumScript(tape.operations, [])
     wire_order = circuit.wire_order
     batches = []

@@ -54,6 +54,24 @@ def measurement_groups(observables: list[PauliSum]) -> list[np.ndarray]:
     return [np.array(m, dtype=np.uint8) for m in members]
 
 
+def group_norms(
+    observables: list[PauliSum], groups: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(l1, l2)`` per observable: ``l1 = sum_g (sum_{P in g} |c_P|)^2`` (the worst-case
+    single-shot variance of the grouped estimate) and ``l2 = sum_{P in g} c_P^2`` (its value
+    when the words are uncorrelated with expectation zero); identity terms are in no group."""
+    l1, l2 = np.zeros(len(observables)), np.zeros(len(observables))
+    for words in groups:
+        index = {w.tobytes() for w in words}
+        for o, obs in enumerate(observables):
+            part = np.array(
+                [abs(c) for d, c in zip(obs.digits, obs.coeffs) if d.tobytes() in index]
+            )
+            l1[o] += np.sum(part) ** 2
+            l2[o] += np.sum(part**2)
+    return l1, l2
+
+
 def group_parts(obs: PauliSum, groups: list[np.ndarray]) -> list[PauliSum]:
     """``obs`` split into its terms measured by each group (identity terms dropped)."""
     index = {g_word.tobytes(): g for g, words in enumerate(groups) for g_word in words}

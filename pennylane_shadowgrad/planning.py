@@ -160,7 +160,7 @@ def plan(
         model = gradient_model(rot, circuit, chosen)
     rng = np.random.default_rng(seed)
     r = plan_round(model, total, DEFAULT_GROUPS, rng, trim_bases=source == "proxy")
-    if model.proxy is not None:
+    if model.source == "proxy":
         full = make_plan(n, total, seed=rng)
         pure = proxy_variance(model, full.num_bases if full.random else None, total)
     elif model.blocks.blocks:

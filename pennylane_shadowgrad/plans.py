@@ -225,66 +225,54 @@ def optimal_bias(blocks, floor: float = 0.0, sweeps: int = 50) -> np.ndarray:
 
     Minimises the standard proxy ``sum_j sum_P gamma_jP^2 / prod_{q in supp P} beta_q(P_q)``
     (the variance of the textbook biased-shadow estimator without cross terms, and of the
-    ratio estimator of a deterministic plan with ``N_P = T prod beta``) by exact coordinate
-    descent: with the other qubits fixed, the objective is ``sum_p A_p / beta_q(p)``, minimised
-    by ``beta_q(p) ~ sqrt(A_p)``. Convex in ``log beta``, so the sweeps converge to the optimum.
-    ``floor`` mixes in the uniform law (``beta <- (1 - 3 floor) beta + floor``). Qubits that no
-    component needs stay uniform.
+    ratio estimator of a deterministic plan with ``N_P = T prod beta``) over the words of the
+    light-cone ``blocks``: :func:`optimal_bias_words` on their non-zero words.
     """
     n = blocks.num_qubits
-    weights = [(s, c.reshape((4,) * len(s))) for s, c in blocks.word_weights()]
-    beta = np.full((n, 3), 1.0 / 3.0)
-    for _ in range(sweeps):
-        old = beta.copy()
-        for q in range(n):
-            a = np.zeros(3)
-            for support, c in weights:
-                hit = np.flatnonzero(support == q)
-                if hit.size == 0:
-                    continue
-                cover = _word_coverage(beta[support])  # prod_q' beta_q'(P_q') of every word
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    terms = np.where(c > 0, c / cover, 0.0)
-                axes = tuple(r for r in range(len(support)) if r != hit[0])
-                a += terms.sum(axis=axes)[1:] * beta[q]  # sum_{P_q = p} c / prod_{q' != q}
-            if a.sum() > 0:
-                beta[q] = np.sqrt(a) / np.sqrt(a).sum()
-        if np.max(np.abs(beta - old)) < 1e-10:
-            break
-    return (1.0 - 3.0 * floor) * beta + floor
+    digits, weights = [np.zeros((0, n), dtype=np.uint8)], [np.zeros(0)]
+    for support, c in blocks.word_weights():
+        live = np.flatnonzero(c > 0)
+        d = np.zeros((len(live), n), dtype=np.uint8)
+        d[:, support] = np.stack(np.unravel_index(live, (4,) * len(support)), axis=1)
+        digits.append(d)
+        weights.append(c[live])
+    return optimal_bias_words(np.concatenate(digits), np.concatenate(weights), floor, sweeps)
 
 
 def optimal_bias_words(
     digits: np.ndarray, weights: np.ndarray, floor: float = 0.0, sweeps: int = 50
 ) -> np.ndarray:
-    """:func:`optimal_bias` for an explicit list of words (the sparse engine's needed words).
+    """Per-qubit X/Y/Z probabilities ``beta`` (``(n, 3)``) fitted to an explicit list of words.
 
     ``digits``: ``(U, n)`` Pauli digits (0 = I, 1-3 = X, Y, Z); ``weights``: ``(U,)``
     ``sum_j gamma_jP^2`` per word. Minimises ``sum_P weights_P / prod_{q in supp P}
-    beta_q(P_q)`` by the same exact coordinate descent, in ``O(sweeps n U)`` time.
+    beta_q(P_q)`` by exact coordinate descent: with the other qubits fixed, the objective is
+    ``sum_p A_p / beta_q(p)``, minimised by ``beta_q(p) ~ sqrt(A_p)``. Convex in ``log beta``,
+    so the sweeps converge to the optimum; ``O(sweeps n U)`` time. ``floor`` mixes in the
+    uniform law (``beta <- (1 - 3 floor) beta + floor``). Qubits that no word needs stay
+    uniform.
     """
-    digits = np.asarray(digits, dtype=np.int64)
+    digits = np.asarray(digits)
     weights = np.asarray(weights, dtype=float)
     keep = weights > 0
     digits, weights = digits[keep], weights[keep]
     n = digits.shape[1]
     beta = np.full((n, 3), 1.0 / 3.0)
-    if not len(weights):
-        return (1.0 - 3.0 * floor) * beta + floor
     rows = np.arange(n)[None, :]
-    for _ in range(sweeps):
+    for _ in range(sweeps if len(weights) else 0):
         old = beta.copy()
+        table = np.concatenate([np.ones((n, 1)), beta], axis=1)
+        cover = np.prod(table[rows, digits], axis=1)  # prod_q beta_q(P_q) of every word
         for q in range(n):
-            table = np.concatenate([np.ones((n, 1)), beta], axis=1)
-            cover = np.prod(table[rows, digits], axis=1)
-            own = digits[:, q]
-            hit = own > 0
-            if not hit.any():
+            own = digits[:, q].astype(np.int64)
+            hit = np.flatnonzero(own > 0)
+            if not hit.size:
                 continue
+            before = beta[q, own[hit] - 1]
             # sum_{P_q = p} w_P / prod_{q' != q} beta_q'(P_q') = w / cover * beta_q(p)
-            terms = weights[hit] / cover[hit] * beta[q, own[hit] - 1]
-            a = np.bincount(own[hit] - 1, terms, minlength=3)
+            a = np.bincount(own[hit] - 1, weights[hit] / cover[hit] * before, minlength=3)
             beta[q] = np.sqrt(a) / np.sqrt(a).sum()
+            cover[hit] *= beta[q, own[hit] - 1] / before
         if np.max(np.abs(beta - old)) < 1e-10:
             break
     return (1.0 - 3.0 * floor) * beta + floor

@@ -293,10 +293,12 @@ def _expand_transform_shadow(
                 strategy = resolve_strategy(
                     kwargs.get("strategy"), t, _observable_terms(t), kwargs.get("bases", "auto")
                 )[0]
-                max_words = kwargs.get("max_words", DEFAULT_MAX_WORDS)
-                if strategy == "auto":
-                    max_words = min(max_words, AUTO_MAX_WORDS)
-                _sparse_model(t, kwargs.get("truncation"), max_words, shed=strategy == "auto")
+                _sparse_model(
+                    t,
+                    kwargs.get("truncation"),
+                    kwargs.get("max_words", DEFAULT_MAX_WORDS),
+                    for_auto=strategy == "auto",
+                )
 
     def postprocessing(results):
         return results[0] if tape.batch_size is None else stack_leaves(results)
@@ -351,11 +353,15 @@ def _model_key(tape: QuantumScript, circuit: RotationCircuit, truncation, max_wo
     )
 
 
-def _sparse_model(tape: QuantumScript, truncation, max_words, shed: bool = False):
+def _sparse_model(tape: QuantumScript, truncation, max_words, for_auto: bool = False):
     """The sparse model of ``tape`` (cached), with the time it took to build.
 
-    ``shed``: the default strategy's model, which plans parameters over the word cap as
-    parameter-shift instead of refusing."""
+    ``for_auto``: the default strategy's planning model, capped at
+    ``min(max_words, AUTO_MAX_WORDS)`` words, which sheds the parameters over the cap (they
+    are planned as parameter-shift) instead of refusing."""
+    shed = for_auto
+    if for_auto:
+        max_words = min(max_words, AUTO_MAX_WORDS)
     terms = _observable_terms(tape)
     circuit = rotation_form(tape)
     key = _model_key(tape, circuit, truncation, max_words, shed)
@@ -603,7 +609,7 @@ def shadow_grad(
             _check_sparse_options(
                 tape, {"biased_bases": biased_bases, "strategy": "auto", "bases": bases}
             )
-            tm = _sparse_model(tape, truncation, min(max_words, AUTO_MAX_WORDS), shed=True)[0]
+            tm = _sparse_model(tape, truncation, max_words, for_auto=True)[0]
         max_bases = bases if not isinstance(bases, str) else MAX_AUTO_BASES
         return hybrid_gradient(
             tape,
@@ -700,7 +706,7 @@ def _warn_if_shadow_is_likely_worse(tape, circuit, tm, budget: int, reason: str)
     device time, when the snapshots' variance proxy ``sum_P gamma_jP^2 3^|P|`` (summed over
     components, per snapshot) exceeds ``_WORSE_FACTOR`` times parameter-shift's worst-case
     variance (``scale_j^2 sum_g ||O_g||_1^2 / 2`` per shot, at equal shots)."""
-    from .parameter_shift import measurement_groups, param_scales
+    from .parameter_shift import group_norms, measurement_groups, param_scales
 
     if not all(isinstance(m, ExpectationMP) for m in tape.measurements):
         return
@@ -717,10 +723,7 @@ def _warn_if_shadow_is_likely_worse(tape, circuit, tm, budget: int, reason: str)
             continue
         obs = pauli_sum(m.obs, circuit.wire_order)
         groups = measurement_groups([obs])
-        l1 = 0.0
-        for words in groups:
-            index = {word.tobytes() for word in words}
-            l1 += sum(abs(c) for d, c in zip(obs.digits, obs.coeffs) if d.tobytes() in index) ** 2
+        l1 = float(group_norms([obs], groups)[0][0])
         shadow += float(np.sum(proxy[live])) / budget
         per_shot = scale[live] ** 2 * l1 / 2.0
         shift += float(np.sum(per_shot)) * 2 * max(len(groups), 1) * int(live.sum()) / budget
