@@ -10,14 +10,18 @@ batch / D, to show where the guarantee does break.
     python benchmarks/multicopy_guarantee.py divisor D [runs] [--jobs N] [OPTIONS]
 
 OPTIONS select the protocol (default: the package defaults, signed checks, coarse-to-fine
-schedule, random thresholds): ``--unsigned`` (checks="unsigned", fresh estimates),
-``--fixed`` (thresholds="fixed": valid only in the undisturbed-copies model),
-``--one-level`` (schedule=(1,)). ``--seed0 S`` moves the seeds (default 1000; nothing in the
-protocol was tuned on these seeds: the schedule (3, 2, 1.4, 1) and the constants are fixed
-a priori). ``--jobs N`` spreads the runs over N processes (results do not depend on it: every
-run has its own seed). ``--quick`` runs a smoke test (6 runs). A progress line is printed
-every 10% of the runs of each configuration. ``constants="calibrated"`` and its calibration
-were removed (issue 11).
+schedule, random thresholds): ``--unsigned`` (checks="unsigned", fresh estimates), ``--fixed``
+(thresholds="fixed": valid only in the undisturbed-copies model), ``--one-level``
+(schedule=(1,)). ``--family boundary`` replaces the random circuits by the worst case of a
+single check (:func:`boundary_tape`: 1-3 qubits, every derivative exactly 1.02 epsilon away
+from the uniform hypothesis' prediction of 0, on orthogonal effects), where the per-check sizes
+are tight: there the one-level protocol's negative control fails visibly, while the
+coarse-to-fine schedule fixes such components at its coarse levels. ``--seed0 S`` moves the
+seeds (default 1000; nothing in the protocol was tuned on these seeds: the schedule (3, 2, 1.4,
+1) and the constants are fixed a priori). ``--jobs N`` spreads the runs over N processes
+(results do not depend on it: every run has its own seed). ``--quick`` runs a smoke test (6
+runs). A progress line is printed every 10% of the runs of each configuration.
+``constants="calibrated"`` and its calibration were removed (issue 11).
 """
 
 from __future__ import annotations
@@ -54,6 +58,33 @@ def random_tape(seed: int, variant: str) -> qml.tape.QuantumScript:
     return tape
 
 
+#: Distance of every derivative of :func:`boundary_tape` from the uniform hypothesis' prediction,
+#: in units of epsilon.
+BOUNDARY_FACTOR = 1.02
+
+
+def boundary_tape(seed: int, variant: str = "single") -> qml.tape.QuantumScript:
+    """The single-check worst case: ``RY(+-a) RZ(0)`` on each of 1-3 qubits, ``O = sum_w Y_w``.
+
+    Each ``RZ`` has derivative ``sin(+-a) = +-BOUNDARY_FACTOR epsilon`` and gradient observable
+    ``X_w`` (orthogonal effects), while the uniform hypothesis predicts 0: every check starts just
+    outside the band it must certify. ``variant`` is ignored (the register is chosen by
+    ``register="auto"``).
+    """
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 4))
+    a = np.arcsin(BOUNDARY_FACTOR * EPSILON) * rng.choice([-1.0, 1.0], n)
+    ops = [qml.RY(a[w], w) for w in range(n)]
+    ops += [qml.RZ(qml.numpy.array(0.0, requires_grad=True), w) for w in range(n)]
+    tape = qml.tape.QuantumScript(ops, [qml.expval(qml.sum(*(qml.Y(w) for w in range(n))))])
+    tape.trainable_params = list(range(n, 2 * n))
+    return tape
+
+
+#: Circuit family of the runs (``--family``): ``"random"`` or ``"boundary"``.
+FAMILY = "random"
+
+
 def _exact(tape, dev):
     tapes, fn = qml.gradients.param_shift(tape)
     return np.array(fn(qml.execute(tapes, dev)), dtype=float)
@@ -62,8 +93,11 @@ def _exact(tape, dev):
 def gradient_error(seed: int, variant: str, batch_divisor: float = 1, dev=None, **options) -> tuple:
     """``(max error, report)`` of one seeded run of the transform on ``random_tape(seed)``."""
     dev = dev or qml.device("default.qubit")
-    tape = random_tape(seed, variant)
-    kwargs = {"epsilon": EPSILON, "delta": DELTA, "register": variant, "seed": seed, **options}
+    if FAMILY == "boundary":
+        tape, register = boundary_tape(seed), "auto"
+    else:
+        tape, register = random_tape(seed, variant), variant
+    kwargs = {"epsilon": EPSILON, "delta": DELTA, "register": register, "seed": seed, **options}
     kwargs["batch_scale"] = 1.0 / batch_divisor
     with sg.record() as rec:
         tapes, fn = sg.gentle_multicopy_grad(tape, **kwargs)
@@ -78,7 +112,9 @@ def binomial_test(failures: int, runs: int, delta: float = DELTA) -> float:
 
 def _one_run(args: tuple) -> tuple:
     """Worker: ``(max error, damage flag, copies, certified, rounds)`` of one seeded run."""
-    seed, variant, batch_divisor, options = args
+    seed, variant, batch_divisor, options, family = args
+    global FAMILY
+    FAMILY = family  # worker processes do not inherit the command line's setting
     with warnings.catch_warnings():  # uncertified runs are counted in the table instead
         warnings.filterwarnings("ignore", "diff_method='gentle-multicopy': no hypothesis")
         err, rep = gradient_error(seed, variant, batch_divisor, **options)
@@ -96,7 +132,10 @@ JOBS = 1
 
 
 def experiment(runs: int, batch_divisor: float = 1, seed0: int = 1000, **options) -> dict:
-    tasks = [(seed0 + i, "two" if i % 2 else "single", batch_divisor, options) for i in range(runs)]
+    tasks = [
+        (seed0 + i, "two" if i % 2 else "single", batch_divisor, options, FAMILY)
+        for i in range(runs)
+    ]
     start, every = time.perf_counter(), max(1, runs // 10)
 
     def progress(done_rows):
@@ -139,7 +178,12 @@ def experiment(runs: int, batch_divisor: float = 1, seed0: int = 1000, **options
 def _line(label: str, r: dict) -> str:
     return (
         f"{label}: {r['failures']}/{r['runs']} runs with max error > eps={EPSILON} "
-        f"(single {r['failures_single']}, two {r['failures_two']}; delta={DELTA}); one-sided "
+        + (
+            f"(single {r['failures_single']}, two {r['failures_two']}; "
+            if FAMILY == "random"
+            else "(register='auto'; "
+        )
+        + f"delta={DELTA}); one-sided "
         f"binomial p = {r['p_value']:.3g} -> {'REJECTED' if r['rejected'] else 'not rejected'} "
         f"at 1%; median max error {r['median_error']:.3f}, worst {r['max_error']:.3f}; damage "
         f"bound > delta in {r['flagged_by_damage_bound']} runs; median copies "
@@ -157,7 +201,10 @@ SEED0 = 1000
 def main(runs: int = 200, control_runs: int | None = None) -> None:
     control_runs = runs if control_runs is None else control_runs
     label = ", ".join(f"{k}={v!r}" for k, v in OPTIONS.items()) or "package defaults"
-    print(f"gentle-multicopy ({label}), {runs} runs, test seeds {SEED0}..", flush=True)
+    print(
+        f"gentle-multicopy ({label}), {FAMILY} circuits, {runs} runs, test seeds {SEED0}..",
+        flush=True,
+    )
     print(_line("rigorous batch sizes", experiment(runs, 1, SEED0, **OPTIONS)), flush=True)
     if control_runs:
         r = experiment(control_runs, 10, SEED0, **OPTIONS)
@@ -175,6 +222,12 @@ if __name__ == "__main__":
     if "--jobs" in args:
         k = args.index("--jobs")
         JOBS = int(args[k + 1])
+        del args[k : k + 2]
+    if "--family" in args:
+        k = args.index("--family")
+        FAMILY = args[k + 1]
+        if FAMILY not in ("random", "boundary"):
+            raise SystemExit("--family must be 'random' or 'boundary'")
         del args[k : k + 2]
     if "--seed0" in args:
         k = args.index("--seed0")

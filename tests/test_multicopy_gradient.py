@@ -165,3 +165,21 @@ def test_guarantee_binomial():
 
     result = g.experiment(200)
     assert not result["rejected"], result
+
+
+@pytest.mark.slow
+def test_negative_control_on_the_single_check_worst_case():
+    """On the boundary family (every derivative 1.02 epsilon from the prediction, orthogonal
+    effects) the per-check sizes are tight: the one-level protocol with batches of 1/10 fails the
+    binomial test at 1%, while the package defaults at the rigorous size pass it."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import multicopy_guarantee as g
+
+    g.FAMILY = "boundary"
+    try:
+        control = g.experiment(1000, 10, schedule=(1,))
+        rigorous = g.experiment(400)
+    finally:
+        g.FAMILY = "random"
+    assert control["rejected"], control
+    assert not rigorous["rejected"], rigorous
