@@ -12,7 +12,7 @@ _check_pennylane_version()
 from . import registration  # noqa: E402
 from .hessian import shadow_hessian  # noqa: E402
 from .metric_tensor import shadow_metric_tensor  # noqa: E402
-from .multicopy import gentle_multicopy_grad  # noqa: E402
+from .multicopy import WarmStart, gentle_multicopy_grad  # noqa: E402
 from .planning import plan  # noqa: E402
 from .resources import GradientRecord, record  # noqa: E402
 from .second_order import shadow_second_order  # noqa: E402
@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GradientRecord",
+    "WarmStart",
     "__version__",
     "gentle_multicopy_grad",
     "plan",

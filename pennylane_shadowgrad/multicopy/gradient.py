@@ -43,6 +43,7 @@ from .hypothesis import (
 from .hypothesis import (
     predictions as hyp_predictions,
 )
+from .learner import initial_potential
 from .report import (
     batch_gates,
     check_gates,
@@ -50,6 +51,7 @@ from .report import (
     parameter_shift_sizing,
 )
 from .sweep import _REMOVED_CALIBRATED, DEFAULT_SCHEDULE, protocol_constants, run_protocol
+from .warm_start import WarmStart
 
 #: Default wall-clock cap of one gradient's classical emulation (seconds).
 DEFAULT_MAX_SECONDS = 600.0
@@ -70,6 +72,7 @@ _OPTIONS = {
     "schedule",
     "thresholds",
     "shadow_baseline",
+    "warm_start",
 }
 #: The dense hypothesis holds 4**n entries and its update diagonalises a 2**n matrix.
 MAX_QUBITS = 10
@@ -117,6 +120,12 @@ def _validate_options(kwargs: dict) -> None:
     b = kwargs.get("batch_size")
     if b is not None and int(b) < 1:
         raise ValueError(f"batch_size must be a positive integer, got {b}.")
+    ws = kwargs.get("warm_start")
+    if ws is not None and not isinstance(ws, WarmStart):
+        raise TypeError(
+            "warm_start must be a pennylane_shadowgrad.WarmStart (or None), got "
+            f"{type(ws).__name__}."
+        )
 
 
 def _validate_tape(tape: QuantumScript) -> None:
@@ -248,7 +257,7 @@ def _choose_register(register, ob: _Observable, checks, circuit, eps_rot, delta,
     return best, reason, estimates
 
 
-def _constants(n, num_checks, eps_e, opts, user_batch=True):
+def _constants(n, num_checks, eps_e, opts, user_batch=True, potential=None):
     return protocol_constants(
         n,
         num_checks,
@@ -261,6 +270,7 @@ def _constants(n, num_checks, eps_e, opts, user_batch=True):
         opts["checks"],
         opts["schedule"],
         opts["thresholds"],
+        potential,
     )
 
 
@@ -350,7 +360,7 @@ def _exact_zero_report(variant, reason, opts, ob, scale, start, no_checks) -> di
     }
 
 
-def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
+def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots, initial=None):
     start = time.perf_counter()
     n, num_gates = circuit.num_qubits, len(circuit.gates)
     variant, reason, estimates = _choose_register(
@@ -364,11 +374,12 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
     )
     scale = ob.half_width if variant == "single-register" else ob.s2
     if scale <= 0 or checks.num_checks == 0:
-        return np.zeros(checks.num_checks), _exact_zero_report(
-            variant, reason, opts, ob, scale, start, checks.num_checks == 0
-        )
+        report = _exact_zero_report(variant, reason, opts, ob, scale, start, checks.num_checks == 0)
+        report["warm_start"] = {"used": False, "initial_potential": None}
+        return np.zeros(checks.num_checks), report, None
     eps_e = min(1.0, eps_rot / (2 * scale))
-    const = _constants(n, checks.num_checks, eps_e, opts)
+    potential = None if initial is None else initial_potential(initial)
+    const = _constants(n, checks.num_checks, eps_e, opts, potential=potential)
     engine = _make_engine(opts["engine"], ob, checks, variant, scale, rho, rng)
     effects: dict[int, np.ndarray] = {}
     if checks.num_checks * 4**n <= DENSE_MAX_ENTRIES:
@@ -397,6 +408,7 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
         const,
         rng,
         opts["max_seconds"],
+        initial,
     )
     weights = _weights(checks, circuit)
     sizes = result.batch_sizes
@@ -522,6 +534,10 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
         "firings": len(result.firings),
         "learner_updates": result.updates,
         "mistake_bound": result.mistake_bound,
+        "warm_start": {
+            "used": initial is not None,
+            "initial_potential": n * np.log(2) if potential is None else potential,
+        },
         "certified": result.certified,
         "damage_bound": damage,
         "failure_bound": None if failure is None else min(1.0, failure),
@@ -533,7 +549,7 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots):
         "parameter_shift": ps_sizing,
         "notes": notes,
     }
-    return result.values, report
+    return result.values, report, result.hypothesis
 
 
 def _shadow_baseline(tape: QuantumScript, epsilon: float, delta: float) -> dict:
@@ -576,6 +592,7 @@ def gentle_multicopy_grad(
     schedule=DEFAULT_SCHEDULE,
     thresholds: str = "random",
     shadow_baseline: bool = False,
+    warm_start: WarmStart | None = None,
 ) -> tuple[QuantumScriptBatch, PostprocessingFn]:
     r"""Every derivative from one certified hypothesis state (gentle multi-copy protocol).
 
@@ -598,7 +615,7 @@ def gentle_multicopy_grad(
         delta (float): failure probability (default 0.05).
         batch_size (int or None): copies of every batch (no guarantee); default: per round
             ``r`` the smallest batch whose exact binomial failure bounds at the hypothesis'
-            predictions sum to ``(delta/2) 6/(pi^2 r^2)``.
+            predictions sum to ``delta 6/(pi^2 r^2)`` (``delta/2`` with unsigned checks).
         register (str): ``"auto"`` (the variant with fewer copies per batch, by the
             observable's half-width against its rank-weighted trace),
             ``"single"`` (any observable, ``O(M - j)`` gates per check) or ``"two"`` (an
@@ -606,7 +623,8 @@ def gentle_multicopy_grad(
         engine (str): ``"statistical"`` (default; binomial law on undisturbed copies plus a
             damage bound) or ``"exact"`` (joint state of the batch, at most 16 qubits).
         seed (int or numpy.random.Generator or None): thresholds and emulated outcomes.
-        max_rounds (int or None): round limit (default: the learner's mistake bound + 1).
+        max_rounds (int or None): round limit (default: the learner's mistake bound plus the
+            number of accuracy levels).
         max_seconds (float or None): wall-clock cap of one gradient's classical emulation
             (default 600 s); past it a ``RuntimeError`` says where the run stood and what to
             change. ``None``: no cap.
@@ -625,6 +643,11 @@ def gentle_multicopy_grad(
             ``(epsilon, delta)`` (report key ``"shadow"``; :func:`~pennylane_shadowgrad.plan`:
             exact per-component variance, normal approximation with a union bound over
             components, NOT rigorous; it simulates the circuit's shifted copies). Default off.
+        warm_start (WarmStart or None): start the hypothesis from the one certified by the
+            previous gradient (a training loop), mixed with ``I / 2^n``; the guarantee holds
+            for any start and the mistake bound grows by ``ln(1 / mixing)``
+            (:class:`~pennylane_shadowgrad.WarmStart`). Default ``None``: every gradient starts
+            at ``I / 2^n``.
 
     Returns:
         qnode (QNode) or tuple[List[QuantumTape], function]: one analytic-state tape
@@ -700,11 +723,19 @@ def gentle_multicopy_grad(
         out = []
         for _ in range(copies):
             jacs = []
-            for ob in observables:
+            for key, ob in enumerate(observables):
                 start = time.perf_counter()
-                values, rep = _one_gradient(
-                    circuit, checks, ob, rho, opts, eps_rot, rng, tape.shots.total_shots
+                initial = None
+                if warm_start is not None:
+                    initial = warm_start.initial(key, circuit.wire_order)
+                values, rep, sigma = _one_gradient(
+                    circuit, checks, ob, rho, opts, eps_rot, rng, tape.shots.total_shots, initial
                 )
+                if warm_start is not None:
+                    rep["warm_start"]["mixing"] = warm_start.mixing
+                    rep["warm_start"]["stored"] = bool(rep["certified"] and sigma is not None)
+                    if rep["warm_start"]["stored"]:
+                        warm_start.store(key, circuit.wire_order, sigma)
                 if not rep["certified"]:
                     warnings.warn(
                         "diff_method='gentle-multicopy': no hypothesis was certified within "

@@ -28,7 +28,8 @@ step ``eta = logit(e') - logit(p)`` then gives, with ``e = Tr(E rho)``,
         <= -eta e' + ln((1 - p) / (1 - e')) = -KL(e' || p)   (eta (e - e') >= 0)
         <= -2 (e' - p)^2 = -2 c^2 eps^2                      (Pinsker)
 
-and ``0 <= S(rho || sigma) <= n ln 2`` at the start (``sigma = I/2^n``), so at most
+and ``0 <= S(rho || sigma) <= n ln 2`` at the start (``sigma = I/2^n``; a warm start ``sigma_0``
+starts at most at ``-ln lambda_min(sigma_0)``, :func:`initial_potential`), so at most
 ``n ln 2 / (2 c^2 eps^2)`` signed updates happen (:func:`mistake_bound` with
 ``gamma = c eps``), for any, even adversarial, sequence of effects and signs that respects the
 guarantee of the checks. Updates at a coarser accuracy ``eps_l >= eps`` gain at least as much,
@@ -45,9 +46,27 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 
-def mistake_bound(num_qubits: int, gamma: float) -> int:
-    """Largest number of updates: ``floor(n ln 2 / (2 gamma^2))``."""
-    return math.floor(num_qubits * math.log(2) / (2 * gamma**2))
+def mistake_bound(num_qubits: int, gamma: float, potential: float | None = None) -> int:
+    """Largest number of updates: ``floor(S_0 / (2 gamma^2))``.
+
+    ``S_0`` bounds the starting relative entropy ``S(rho || sigma_0)`` over all states ``rho``:
+    ``n ln 2`` for ``sigma_0 = I / 2^n`` (the default), :func:`initial_potential` for a warm start.
+    """
+    s0 = num_qubits * math.log(2) if potential is None else float(potential)
+    return math.floor(s0 / (2 * gamma**2))
+
+
+def initial_potential(sigma: np.ndarray) -> float:
+    """``-ln lambda_min(sigma)``: the largest ``S(rho || sigma)`` over all states ``rho``.
+
+    ``S(rho || sigma) = -S(rho) - Tr(rho ln sigma) <= -ln lambda_min(sigma)`` with equality for
+    ``rho`` the eigenprojector of the smallest eigenvalue. For ``sigma = (1 - a) tau + a I / 2^n``
+    it is at most ``n ln 2 + ln(1 / a)``, whatever ``tau``.
+    """
+    lam = float(np.linalg.eigvalsh(sigma)[0])
+    if not lam > 0:
+        raise ValueError("A warm-start hypothesis must be full rank (mix it with I / 2^n).")
+    return -math.log(lam)
 
 
 @dataclass(frozen=True)
@@ -65,12 +84,25 @@ class LearnerState:
         return self.tau - self.feedback_accuracy
 
 
-def init_learner(num_qubits: int, tau: float, feedback_accuracy: float) -> LearnerState:
-    """The learner at ``sigma = I / 2^n``; needs ``tau > feedback_accuracy >= 0``."""
+def init_learner(
+    num_qubits: int, tau: float, feedback_accuracy: float, initial: np.ndarray | None = None
+) -> LearnerState:
+    """The learner at ``sigma = I / 2^n``, or at the full-rank density matrix ``initial`` (a warm
+    start; its mistake bound uses :func:`initial_potential`); needs
+    ``tau > feedback_accuracy >= 0``."""
     if not 0 <= feedback_accuracy < tau:
         raise ValueError("The learner needs 0 <= feedback_accuracy < tau.")
     dim = 2**num_qubits
-    return LearnerState(np.zeros((dim, dim), dtype=complex), tau, feedback_accuracy, num_qubits)
+    if initial is None:
+        log_weights = np.zeros((dim, dim), dtype=complex)
+    else:
+        initial = np.asarray(initial, dtype=complex)
+        if initial.shape != (dim, dim):
+            raise ValueError(f"initial must be a {dim} x {dim} density matrix.")
+        initial_potential(initial)  # refuses a rank-deficient start
+        evals, evecs = np.linalg.eigh(0.5 * (initial + initial.conj().T))
+        log_weights = (evecs * np.log(evals)) @ evecs.conj().T
+    return LearnerState(log_weights, tau, feedback_accuracy, num_qubits)
 
 
 def hypothesis(state: LearnerState) -> np.ndarray:

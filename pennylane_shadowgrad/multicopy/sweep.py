@@ -218,9 +218,12 @@ def protocol_constants(
     checks: str = "signed",
     schedule=DEFAULT_SCHEDULE,
     thresholds: str = "random",
+    potential: float | None = None,
 ) -> ProtocolConstants:
     """Constants of one run; the round limit defaults to the learner's mistake bound plus the
     number of levels (on the good event every firing is an update, every silent sweep a level).
+    ``potential`` bounds the starting relative entropy (default ``n ln 2``, the uniform start;
+    :func:`~.learner.initial_potential` of a warm start).
 
     ``mode`` must be ``"theoretical"`` (``"calibrated"`` was removed: a clear error says why).
     Unsigned checks use one level (the schedule is ignored)."""
@@ -234,7 +237,7 @@ def protocol_constants(
         raise ValueError("thresholds must be 'random' or 'fixed'.")
     signed = checks == "signed"
     levels = levels_for(eps, schedule) if signed else (eps,)
-    bound = learner_mistake_bound(num_qubits, (SILENT_BAND if signed else GAMMA) * eps)
+    bound = learner_mistake_bound(num_qubits, (SILENT_BAND if signed else GAMMA) * eps, potential)
     rounds = bound + len(levels) if max_rounds is None else int(max_rounds)
     return ProtocolConstants(
         eps,
@@ -265,6 +268,7 @@ class ProtocolResult:
     mistake_bound: int = 0
     levels: list[int] = field(default_factory=list)
     signs: list[int] = field(default_factory=list)
+    hypothesis: np.ndarray | None = None
 
     @property
     def checks(self) -> int:
@@ -281,6 +285,7 @@ def run_protocol(
     constants: ProtocolConstants,
     rng: np.random.Generator,
     max_seconds: float | None = None,
+    initial: np.ndarray | None = None,
 ) -> ProtocolResult:
     """Learn a hypothesis that passes a whole sweep and return its values ``Tr(G_j sigma)``.
 
@@ -290,15 +295,17 @@ def run_protocol(
         engine: answers the checks and estimates.
         max_seconds: wall-clock cap of the classical emulation; past it a ``RuntimeError``
             says where the run stood (``None``: no cap).
+        initial: full-rank starting hypothesis (a warm start; ``None``: ``I / 2^n``). The
+            caller sizes ``constants`` with its :func:`~.learner.initial_potential`.
+
+    The result's ``hypothesis`` is the last ``sigma`` (the certified one when ``certified``).
 
     Raises:
         RuntimeError: the run exceeded ``max_seconds``.
     """
     start = time.perf_counter()
-    if constants.signed:
-        state = init_learner(num_qubits, constants.tau, 0.0)
-    else:
-        state = init_learner(num_qubits, constants.tau, ESTIMATE_ACCURACY * constants.eps)
+    accuracy = 0.0 if constants.signed else ESTIMATE_ACCURACY * constants.eps
+    state = init_learner(num_qubits, constants.tau, accuracy, initial)
     result = ProtocolResult(np.zeros(num_checks), False, mistake_bound=constants.mistake_bound)
     order = np.arange(num_checks)
     values = predict(learner_hypothesis(state))
@@ -328,6 +335,7 @@ def run_protocol(
         if found.fired is None:
             if level == last:
                 result.values, result.certified = values, True
+                result.hypothesis = learner_hypothesis(state)
                 return result
             level += 1
             continue
@@ -348,4 +356,5 @@ def run_protocol(
             result.updates += 1
             values = predict(learner_hypothesis(state))
     result.values = values
+    result.hypothesis = learner_hypothesis(state)
     return result
