@@ -16,7 +16,8 @@ schedule, random thresholds): ``--unsigned`` (checks="unsigned", fresh estimates
 single check (:func:`boundary_tape`: 1-3 qubits, every derivative exactly 1.02 epsilon away
 from the uniform hypothesis' prediction of 0, on orthogonal effects), where the per-check sizes
 are tight: there the one-level protocol's negative control fails visibly, while the
-coarse-to-fine schedule fixes such components at its coarse levels. ``--seed0 S`` moves the
+coarse-to-fine schedule fixes such components at its coarse levels. ``--delta D`` sets the
+failure probability of the protocol and of the test (default 0.05). ``--seed0 S`` moves the
 seeds (default 1000; nothing in the protocol was tuned on these seeds: the schedule (3, 2, 1.4,
 1) and the constants are fixed a priori). ``--jobs N`` spreads the runs over N processes
 (results do not depend on it: every run has its own seed). ``--quick`` runs a smoke test (6
@@ -152,6 +153,7 @@ def experiment(runs: int, batch_divisor: float = 1, seed0: int = 1000, **options
             rows = list(progress(pool.map(_one_run, tasks, chunksize=1)))
     else:
         rows = list(progress(_one_run(t) for t in tasks))
+    delta = options.get("delta", DELTA)
     errors = [r[0] for r in rows]
     flagged = sum(r[1] for r in rows)
     copies = [r[2] for r in rows]
@@ -163,8 +165,9 @@ def experiment(runs: int, batch_divisor: float = 1, seed0: int = 1000, **options
         "failures_two": int(np.sum(errs[1::2] > EPSILON)),
         "runs": runs,
         "failures": failures,
-        "p_value": binomial_test(failures, runs),
-        "rejected": binomial_test(failures, runs) < 0.01,
+        "delta": delta,
+        "p_value": binomial_test(failures, runs, delta),
+        "rejected": binomial_test(failures, runs, delta) < 0.01,
         "max_error": float(np.max(errors)),
         "median_error": float(np.median(errors)),
         "flagged_by_damage_bound": flagged,
@@ -183,7 +186,7 @@ def _line(label: str, r: dict) -> str:
             if FAMILY == "random"
             else "(register='auto'; "
         )
-        + f"delta={DELTA}); one-sided "
+        + f"delta={r['delta']}); one-sided "
         f"binomial p = {r['p_value']:.3g} -> {'REJECTED' if r['rejected'] else 'not rejected'} "
         f"at 1%; median max error {r['median_error']:.3f}, worst {r['max_error']:.3f}; damage "
         f"bound > delta in {r['flagged_by_damage_bound']} runs; median copies "
@@ -228,6 +231,10 @@ if __name__ == "__main__":
         FAMILY = args[k + 1]
         if FAMILY not in ("random", "boundary"):
             raise SystemExit("--family must be 'random' or 'boundary'")
+        del args[k : k + 2]
+    if "--delta" in args:
+        k = args.index("--delta")
+        OPTIONS["delta"] = float(args[k + 1])
         del args[k : k + 2]
     if "--seed0" in args:
         k = args.index("--seed0")
