@@ -198,3 +198,39 @@ def test_guarantee_from_the_worst_start(register):
         assert rec[0].report["warm_start"]["used"]
         failures += np.max(np.abs(g - exact)) > 0.25
     assert failures < LIMIT, (failures, LIMIT)
+
+
+@pytest.mark.parametrize("interface", ["torch", "jax", "jax-jit"])
+def test_warm_start_under_every_interface(interface):
+    """The hypothesis is stored and reused when the gradient runs under torch, jax and jax.jit
+    (the post-processing that fills the WarmStart runs on concrete values)."""
+    ws = sg.WarmStart()
+    dev = qml.device("default.qubit")
+    kw = {"epsilon": 0.2, "seed": 1, "warm_start": ws}
+
+    @qml.qnode(
+        dev, interface=interface.split("-")[0], diff_method="gentle-multicopy", gradient_kwargs=kw
+    )
+    def circuit(x):
+        qml.RX(x[0], 0)
+        qml.RY(x[1], 1)
+        qml.CNOT([0, 1])
+        return qml.expval(qml.Z(1))
+
+    with sg.record() as rec:
+        for _ in range(2):
+            if interface == "torch":
+                torch = pytest.importorskip("torch")
+                x = torch.tensor([0.3, 0.7], requires_grad=True, dtype=torch.float64)
+                circuit(x).backward()
+                g = x.grad.numpy()
+            else:
+                jax = pytest.importorskip("jax")
+                jax.config.update("jax_enable_x64", True)
+                f = jax.grad(circuit)
+                f = jax.jit(f) if interface == "jax-jit" else f
+                g = np.asarray(f(jax.numpy.array([0.3, 0.7])))
+            assert g.shape == (2,) and np.all(np.isfinite(g))
+    assert [r.report["warm_start"]["used"] for r in rec] == [False, True]
+    assert len(ws) == 1
+    assert rec[1].report["certified"]
