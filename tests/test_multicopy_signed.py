@@ -60,20 +60,12 @@ def _adversarial_effect(rng, rho, sigma, deviation, tries=20):
     return None
 
 
-@pytest.mark.parametrize("n,seed,rank", [(1, 0, None), (2, 1, 1), (2, 2, None), (3, 3, 1)])
-def test_signed_mistake_bound_adversarial(n, seed, rank):
-    """Worst-case signed feedback: every update is the smallest legal step (deviation just above
-    c eps_l at a level drawn from the schedule, prediction near 1/2, random directions, the sign
-    the truth dictates). The relative entropy drops by at least 2 (c eps_l)^2 per update and the
-    count never exceeds n ln 2 / (2 (c eps)^2), until no effect deviates by more than c eps_l."""
-    rng = np.random.default_rng(seed)
-    rho = _random_state(rng, n, rank)
-    eps = 0.3
+def _run_adversary(rng, rho, state, eps, bound):
+    """Feed the learner worst-case signed updates until no effect deviates by more than
+    c eps_l; every update must gain at least 2 (c eps_l)^2 of relative entropy and the count
+    must stay within ``bound``. Returns the final state."""
     levels = levels_for(eps, DEFAULT_SCHEDULE)
-    state = mmw.init_learner(n, SILENT_BAND * eps, 0.0)
-    bound = mmw.mistake_bound(n, SILENT_BAND * eps)
     potential = mmw.relative_entropy(rho, state)
-    assert potential <= n * math.log(2) + 1e-9
     stuck = 0
     while stuck < 20:
         # mostly the finest level: its steps gain least, so they make the most updates
@@ -91,6 +83,22 @@ def test_signed_mistake_bound_adversarial(n, seed, rank):
         assert potential - new_potential >= 2 * step**2 - 1e-9
         potential = new_potential
         assert state.updates <= bound
+    return state
+
+
+@pytest.mark.parametrize("n,seed,rank", [(1, 0, None), (2, 1, 1), (2, 2, None), (3, 3, 1)])
+def test_signed_mistake_bound_adversarial(n, seed, rank):
+    """Worst-case signed feedback: every update is the smallest legal step (deviation just above
+    c eps_l at a level drawn from the schedule, prediction near 1/2, random directions, the sign
+    the truth dictates). The relative entropy drops by at least 2 (c eps_l)^2 per update and the
+    count never exceeds n ln 2 / (2 (c eps)^2), until no effect deviates by more than c eps_l."""
+    rng = np.random.default_rng(seed)
+    rho = _random_state(rng, n, rank)
+    eps = 0.3
+    state = mmw.init_learner(n, SILENT_BAND * eps, 0.0)
+    bound = mmw.mistake_bound(n, SILENT_BAND * eps)
+    assert mmw.relative_entropy(rho, state) <= n * math.log(2) + 1e-9
+    state = _run_adversary(rng, rho, state, eps, bound)
     assert state.updates >= bound / 20  # the adversary does make the learner work
 
 

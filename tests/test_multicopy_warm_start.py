@@ -7,11 +7,11 @@ import numpy as np
 import pennylane as qml
 import pytest
 from scipy.stats import binom
-from test_multicopy_signed import _adversarial_effect, _random_state
+from test_multicopy_signed import _random_state, _run_adversary
 
 import pennylane_shadowgrad as sg
 from pennylane_shadowgrad.multicopy import learner as mmw
-from pennylane_shadowgrad.multicopy.sweep import DEFAULT_SCHEDULE, levels_for
+from pennylane_shadowgrad.multicopy.sweep import DEFAULT_SCHEDULE
 from pennylane_shadowgrad.multicopy.threshold_search import SILENT_BAND
 
 
@@ -56,29 +56,12 @@ def test_warm_mistake_bound_adversarial(n, seed):
     away = np.outer(evecs[:, 0], evecs[:, 0].conj())  # orthogonal to the pure rho
     sigma0 = _warm(away, 0.1)
     eps = 0.3
-    levels = levels_for(eps, DEFAULT_SCHEDULE)
     state = mmw.init_learner(n, SILENT_BAND * eps, 0.0, sigma0)
     potential0 = mmw.initial_potential(sigma0)
     bound = mmw.mistake_bound(n, SILENT_BAND * eps, potential0)
     assert bound > mmw.mistake_bound(n, SILENT_BAND * eps)
-    potential = mmw.relative_entropy(rho, state)
-    assert potential <= potential0 + 1e-9
-    stuck = 0
-    while stuck < 20:
-        eps_l = levels[-1] if rng.random() < 0.75 else levels[int(rng.integers(len(levels)))]
-        step = SILENT_BAND * eps_l
-        sigma = mmw.hypothesis(state)
-        found = _adversarial_effect(rng, rho, sigma, step * (1 + 1e-6))
-        if found is None:
-            stuck += 1
-            continue
-        effect, sign = found
-        p = float(np.real(np.trace(effect @ sigma)))
-        state = mmw.signed_update(state, effect, p + sign * step)
-        new_potential = mmw.relative_entropy(rho, state)
-        assert potential - new_potential >= 2 * step**2 - 1e-9
-        potential = new_potential
-        assert state.updates <= bound
+    assert mmw.relative_entropy(rho, state) <= potential0 + 1e-9
+    _run_adversary(rng, rho, state, eps, bound)
 
 
 def test_warm_start_options_are_validated():
