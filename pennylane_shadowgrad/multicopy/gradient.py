@@ -351,6 +351,7 @@ def _exact_zero_report(variant, reason, opts, ob, scale, start, no_checks) -> di
         "batches": 0,
         "firings": 0,
         "learner_updates": 0,
+        "warm_start": {"used": False, "initial_potential": None},
         "certified": True,
         "damage_bound": 0.0,
         "failure_bound": 0.0,
@@ -375,7 +376,6 @@ def _one_gradient(circuit, checks, ob, rho, opts, eps_rot, rng, qnode_shots, ini
     scale = ob.half_width if variant == "single-register" else ob.s2
     if scale <= 0 or checks.num_checks == 0:
         report = _exact_zero_report(variant, reason, opts, ob, scale, start, checks.num_checks == 0)
-        report["warm_start"] = {"used": False, "initial_potential": None}
         return np.zeros(checks.num_checks), report, None
     eps_e = min(1.0, eps_rot / (2 * scale))
     potential = None if initial is None else initial_potential(initial)

@@ -45,6 +45,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+_RANK_DEFICIENT = "A warm-start hypothesis must be full rank (mix it with I / 2^n)."
+
 
 def mistake_bound(num_qubits: int, gamma: float, potential: float | None = None) -> int:
     """Largest number of updates: ``floor(S_0 / (2 gamma^2))``.
@@ -65,7 +67,7 @@ def initial_potential(sigma: np.ndarray) -> float:
     """
     lam = float(np.linalg.eigvalsh(sigma)[0])
     if not lam > 0:
-        raise ValueError("A warm-start hypothesis must be full rank (mix it with I / 2^n).")
+        raise ValueError(_RANK_DEFICIENT)
     return -math.log(lam)
 
 
@@ -99,8 +101,9 @@ def init_learner(
         initial = np.asarray(initial, dtype=complex)
         if initial.shape != (dim, dim):
             raise ValueError(f"initial must be a {dim} x {dim} density matrix.")
-        initial_potential(initial)  # refuses a rank-deficient start
         evals, evecs = np.linalg.eigh(0.5 * (initial + initial.conj().T))
+        if not evals[0] > 0:
+            raise ValueError(_RANK_DEFICIENT)
         log_weights = (evecs * np.log(evals)) @ evecs.conj().T
     return LearnerState(log_weights, tau, feedback_accuracy, num_qubits)
 

@@ -308,7 +308,8 @@ def run_protocol(
     state = init_learner(num_qubits, constants.tau, accuracy, initial)
     result = ProtocolResult(np.zeros(num_checks), False, mistake_bound=constants.mistake_bound)
     order = np.arange(num_checks)
-    values = predict(learner_hypothesis(state))
+    sigma = learner_hypothesis(state)
+    values = predict(sigma)
     check = engine.check_signed if constants.signed else engine.check
     level, last = 0, len(constants.levels) - 1
     for _ in range(constants.max_rounds):
@@ -335,7 +336,7 @@ def run_protocol(
         if found.fired is None:
             if level == last:
                 result.values, result.certified = values, True
-                result.hypothesis = learner_hypothesis(state)
+                result.hypothesis = sigma
                 return result
             level += 1
             continue
@@ -346,7 +347,8 @@ def run_protocol(
             target = p[j] + found.sign * SILENT_BAND * eps_l
             state = signed_update(state, effect(j), target)
             result.updates += 1
-            values = predict(learner_hypothesis(state))
+            sigma = learner_hypothesis(state)
+            values = predict(sigma)
             continue
         m = constants.estimate_for(len(result.firings))
         result.estimate_sizes.append(m)
@@ -354,7 +356,8 @@ def run_protocol(
         state, updated = learner_update(state, effect(j), feedback)
         if updated:
             result.updates += 1
-            values = predict(learner_hypothesis(state))
+            sigma = learner_hypothesis(state)
+            values = predict(sigma)
     result.values = values
-    result.hypothesis = learner_hypothesis(state)
+    result.hypothesis = sigma
     return result
